@@ -1,0 +1,395 @@
+//! Bit-sliced index (BSI) over 64-bit integers: ranges, SUM, MIN and MAX over
+//! any set of rows as bitmap algebra, never touching row values.
+//!
+//! Representation: a row holding value `v` stores `u = v - base` (an unsigned
+//! offset, `base` the smallest value ever seen by this index) in `depth`
+//! bitmaps: row `r` is in `slices[i]` iff bit `i` of its `u` is 1. `exists`
+//! holds every row that has a value.
+//!
+//! Invariants: every slice is a subset of `exists`; `depth <= 64`; every stored
+//! `u < 2^depth`. A value below `base` rebases the index by adding
+//! `base - v` to every stored offset with a ripple-carry over the slices
+//! (O(depth) bitmap operations, no row is read).
+//!
+//! Slices are `Arc`s so that snapshots share them and a writer copies only the
+//! slices it changes (`Arc::make_mut`).
+
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+/// A comparison a range predicate asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Comparison {
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Ge,
+    Gt,
+}
+
+/// A bit-sliced index; see the module doc.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Bsi {
+    exists: Arc<RoaringBitmap>,
+    base: i64,
+    slices: Vec<Arc<RoaringBitmap>>,
+}
+
+fn offset_of(v: i64, base: i64) -> u64 {
+    (v as i128 - base as i128) as u64
+}
+
+fn bits_needed(u: u64) -> usize {
+    (64 - u.leading_zeros()) as usize
+}
+
+impl Bsi {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Rebuilds an index from its parts (as read from a part file).
+    /// Returns an error message when the parts break the invariants.
+    pub fn from_parts(
+        exists: RoaringBitmap,
+        base: i64,
+        slices: Vec<RoaringBitmap>,
+    ) -> Result<Self, String> {
+        if slices.len() > 64 {
+            return Err(format!("BSI depth {} exceeds 64", slices.len()));
+        }
+        for (i, slice) in slices.iter().enumerate() {
+            if !slice.is_subset(&exists) {
+                return Err(format!("BSI slice {i} holds rows without a value"));
+            }
+        }
+        Ok(Bsi {
+            exists: Arc::new(exists),
+            base,
+            slices: slices.into_iter().map(Arc::new).collect(),
+        })
+    }
+
+    /// Rows that hold a value.
+    pub fn exists(&self) -> &RoaringBitmap {
+        &self.exists
+    }
+    pub fn base(&self) -> i64 {
+        self.base
+    }
+    pub fn depth(&self) -> usize {
+        self.slices.len()
+    }
+    pub fn slices(&self) -> impl Iterator<Item = &RoaringBitmap> {
+        self.slices.iter().map(|s| s.as_ref())
+    }
+
+    /// The value of `row`, if it has one (reads `depth` bitmaps).
+    pub fn get(&self, row: u32) -> Option<i64> {
+        if !self.exists.contains(row) {
+            return None;
+        }
+        let mut u = 0u64;
+        for (i, slice) in self.slices.iter().enumerate() {
+            if slice.contains(row) {
+                u |= 1 << i;
+            }
+        }
+        Some((self.base as i128 + u as i128) as i64)
+    }
+
+    /// Sets `row` to `v` (replacing any previous value).
+    pub fn set(&mut self, row: u32, v: i64) {
+        self.clear(row);
+        if self.exists.is_empty() {
+            self.base = v;
+            self.slices.clear();
+        } else if v < self.base {
+            self.rebase(v);
+        }
+        let u = offset_of(v, self.base);
+        let need = bits_needed(u);
+        while self.slices.len() < need {
+            self.slices.push(Arc::new(RoaringBitmap::new()));
+        }
+        for (i, slice) in self.slices.iter_mut().enumerate() {
+            if u >> i & 1 == 1 {
+                Arc::make_mut(slice).insert(row);
+            }
+        }
+        Arc::make_mut(&mut self.exists).insert(row);
+    }
+
+    /// Removes any value of `row`.
+    pub fn clear(&mut self, row: u32) {
+        if !self.exists.contains(row) {
+            return;
+        }
+        for slice in self.slices.iter_mut() {
+            if slice.contains(row) {
+                Arc::make_mut(slice).remove(row);
+            }
+        }
+        Arc::make_mut(&mut self.exists).remove(row);
+    }
+
+    /// Lowers `base` to `new_base`, adding the difference to every stored offset.
+    fn rebase(&mut self, new_base: i64) {
+        let delta = offset_of(self.base, new_base);
+        // Largest stored offset is < 2^depth; after adding delta it must still fit.
+        let max_after = if self.slices.len() >= 64 {
+            u64::MAX
+        } else {
+            ((1u64 << self.slices.len()) - 1).saturating_add(delta)
+        };
+        let need = bits_needed(max_after).max(bits_needed(delta));
+        while self.slices.len() < need {
+            self.slices.push(Arc::new(RoaringBitmap::new()));
+        }
+        let mut carry = RoaringBitmap::new();
+        for (i, slice) in self.slices.iter_mut().enumerate() {
+            let s: &RoaringBitmap = slice;
+            let (sum, next_carry) = if delta >> i & 1 == 1 {
+                // s + 1 + carry: sum = NOT(s XOR carry) within exists; carry = s OR carry.
+                (self.exists.as_ref() - &(s ^ &carry), s | &carry)
+            } else {
+                (s ^ &carry, s & &carry)
+            };
+            *slice = Arc::new(sum);
+            carry = next_carry;
+        }
+        debug_assert!(carry.is_empty(), "rebase overflowed the BSI depth");
+        self.base = new_base;
+        self.trim();
+    }
+
+    /// Drops empty top slices (after deletes, or a rebase that over-allocated).
+    pub fn trim(&mut self) {
+        while self.slices.last().is_some_and(|s| s.is_empty()) {
+            self.slices.pop();
+        }
+    }
+
+    /// Rows (within `filter`, if given) whose value compares to `v` as asked.
+    pub fn compare(&self, op: Comparison, v: i64, filter: Option<&RoaringBitmap>) -> RoaringBitmap {
+        let universe = match filter {
+            Some(f) => self.exists.as_ref() & f,
+            None => self.exists.as_ref().clone(),
+        };
+        if universe.is_empty() {
+            return universe;
+        }
+        // Values outside [base, base + 2^depth) compare the same way to every row.
+        if v < self.base {
+            return match op {
+                Comparison::Gt | Comparison::Ge | Comparison::Ne => universe,
+                _ => RoaringBitmap::new(),
+            };
+        }
+        let c = offset_of(v, self.base);
+        if self.slices.len() < 64 && c >> self.slices.len() != 0 {
+            return match op {
+                Comparison::Lt | Comparison::Le | Comparison::Ne => universe,
+                _ => RoaringBitmap::new(),
+            };
+        }
+        let mut eq = universe.clone();
+        let mut lt = RoaringBitmap::new();
+        let mut gt = RoaringBitmap::new();
+        for i in (0..self.slices.len()).rev() {
+            let slice = self.slices[i].as_ref();
+            if c >> i & 1 == 1 {
+                lt |= &eq - slice;
+                eq &= slice;
+            } else {
+                gt |= &eq & slice;
+                eq -= slice;
+            }
+            if eq.is_empty() && matches!(op, Comparison::Eq) {
+                break;
+            }
+        }
+        match op {
+            Comparison::Lt => lt,
+            Comparison::Le => lt | eq,
+            Comparison::Eq => eq,
+            Comparison::Ne => universe - eq,
+            Comparison::Ge => gt | eq,
+            Comparison::Gt => gt,
+        }
+    }
+
+    /// Rows (within `filter`) with `lo <= value <= hi`.
+    pub fn between(&self, lo: i64, hi: i64, filter: Option<&RoaringBitmap>) -> RoaringBitmap {
+        if lo > hi {
+            return RoaringBitmap::new();
+        }
+        let ge = self.compare(Comparison::Ge, lo, filter);
+        self.compare(Comparison::Le, hi, Some(&ge))
+    }
+
+    /// Number of rows in `filter` that have a value.
+    pub fn count(&self, filter: &RoaringBitmap) -> u64 {
+        self.exists.intersection_len(filter)
+    }
+
+    /// Sum of the values of the rows in `filter` (exact, as i128).
+    pub fn sum(&self, filter: &RoaringBitmap) -> i128 {
+        let count = self.count(filter) as i128;
+        let mut total = count * self.base as i128;
+        for (i, slice) in self.slices.iter().enumerate() {
+            total += (slice.intersection_len(filter) as i128) << i;
+        }
+        total
+    }
+
+    /// Smallest value among the rows in `filter`.
+    pub fn min(&self, filter: &RoaringBitmap) -> Option<i64> {
+        self.extreme(filter, false)
+    }
+
+    /// Largest value among the rows in `filter`.
+    pub fn max(&self, filter: &RoaringBitmap) -> Option<i64> {
+        self.extreme(filter, true)
+    }
+
+    fn extreme(&self, filter: &RoaringBitmap, want_max: bool) -> Option<i64> {
+        let mut candidates = self.exists.as_ref() & filter;
+        if candidates.is_empty() {
+            return None;
+        }
+        let mut u = 0u64;
+        for i in (0..self.slices.len()).rev() {
+            let slice = self.slices[i].as_ref();
+            let preferred = if want_max {
+                &candidates & slice
+            } else {
+                &candidates - slice
+            };
+            let bit_is_one = if preferred.is_empty() {
+                !want_max
+            } else {
+                candidates = preferred;
+                want_max
+            };
+            if bit_is_one {
+                u |= 1 << i;
+            }
+        }
+        Some((self.base as i128 + u as i128) as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::{Rng, SeedableRng};
+    use std::collections::BTreeMap;
+
+    fn model_cmp(op: Comparison, a: i64, b: i64) -> bool {
+        match op {
+            Comparison::Lt => a < b,
+            Comparison::Le => a <= b,
+            Comparison::Eq => a == b,
+            Comparison::Ne => a != b,
+            Comparison::Ge => a >= b,
+            Comparison::Gt => a > b,
+        }
+    }
+
+    fn check_against_model(bsi: &Bsi, model: &BTreeMap<u32, i64>, probes: &[i64]) {
+        for (&row, &v) in model {
+            assert_eq!(bsi.get(row), Some(v), "value of row {row}");
+        }
+        assert_eq!(bsi.exists().len(), model.len() as u64);
+        let all: RoaringBitmap = model.keys().copied().collect();
+        let half: RoaringBitmap = model.keys().copied().filter(|r| r % 2 == 0).collect();
+        for filter in [&all, &half] {
+            let rows: Vec<(u32, i64)> = model
+                .iter()
+                .filter(|(r, _)| filter.contains(**r))
+                .map(|(r, v)| (*r, *v))
+                .collect();
+            let sum: i128 = rows.iter().map(|(_, v)| *v as i128).sum();
+            assert_eq!(bsi.sum(filter), sum);
+            assert_eq!(bsi.min(filter), rows.iter().map(|(_, v)| *v).min());
+            assert_eq!(bsi.max(filter), rows.iter().map(|(_, v)| *v).max());
+            for &p in probes {
+                for op in [
+                    Comparison::Lt,
+                    Comparison::Le,
+                    Comparison::Eq,
+                    Comparison::Ne,
+                    Comparison::Ge,
+                    Comparison::Gt,
+                ] {
+                    let want: RoaringBitmap = rows
+                        .iter()
+                        .filter(|(_, v)| model_cmp(op, *v, p))
+                        .map(|(r, _)| *r)
+                        .collect();
+                    assert_eq!(bsi.compare(op, p, Some(filter)), want, "{op:?} {p}");
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn random_values_agree_with_a_plain_map() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        for round in 0..40 {
+            let spread: i64 = match round % 4 {
+                0 => 10,
+                1 => 1_000,
+                2 => 1 << 40,
+                _ => i64::MAX,
+            };
+            let mut bsi = Bsi::new();
+            let mut model = BTreeMap::new();
+            for _ in 0..300 {
+                let row = rng.random_range(0..200u32);
+                if rng.random_bool(0.2) {
+                    bsi.clear(row);
+                    model.remove(&row);
+                } else {
+                    let v = rng.random_range(-spread..=spread);
+                    bsi.set(row, v);
+                    model.insert(row, v);
+                }
+            }
+            let mut probes: Vec<i64> = model.values().copied().take(5).collect();
+            probes.extend([i64::MIN, i64::MAX, 0, -1, spread / 2]);
+            check_against_model(&bsi, &model, &probes);
+        }
+    }
+
+    #[test]
+    fn extremes_of_i64_fit() {
+        let mut bsi = Bsi::new();
+        bsi.set(1, 0);
+        bsi.set(2, i64::MAX);
+        bsi.set(3, i64::MIN);
+        let model: BTreeMap<u32, i64> = [(1, 0), (2, i64::MAX), (3, i64::MIN)].into();
+        check_against_model(&bsi, &model, &[i64::MIN, -5, 0, 5, i64::MAX]);
+        assert_eq!(bsi.depth(), 64);
+    }
+
+    #[test]
+    fn between_is_inclusive() {
+        let mut bsi = Bsi::new();
+        for (row, v) in [(0u32, 29i64), (1, 30), (2, 45), (3, 46), (4, 37)] {
+            bsi.set(row, v);
+        }
+        let got: Vec<u32> = bsi.between(30, 45, None).iter().collect();
+        assert_eq!(got, vec![1, 2, 4]);
+        assert!(bsi.between(50, 40, None).is_empty());
+    }
+
+    #[test]
+    fn from_parts_refuses_slices_outside_exists() {
+        let exists: RoaringBitmap = [1u32].into_iter().collect();
+        let slice: RoaringBitmap = [2u32].into_iter().collect();
+        assert!(Bsi::from_parts(exists, 0, vec![slice]).is_err());
+    }
+}

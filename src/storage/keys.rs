@@ -1,0 +1,230 @@
+//! The key table of a part: the external id of every row of the shard, and an
+//! open-addressing hash table from id to local row id, read in place from the
+//! memory map (layout in docs/storage.md, "Keys section").
+//!
+//! Lookup costs one hash, a short linear probe over 8-byte slots, and one key
+//! comparison: no key set is loaded into memory at start-up.
+//!
+//! Invariants (checked by [`KeyTableView::parse`]): the offsets are
+//! non-decreasing and end inside the key bytes, on character boundaries of
+//! the UTF-8 key bytes; the slot count is a power of two; every occupied slot
+//! names a row below `row_len` whose key is non-empty.
+
+use super::codec::{ByteReader, ByteWriter};
+use super::error::DecodeError;
+use xxhash_rust::xxh3::xxh3_64;
+
+/// Marks an empty slot.
+const EMPTY: u32 = u32::MAX;
+
+/// The 64-bit hash of an external id (xxh3, stable across builds).
+pub fn key_hash(key: &str) -> u64 {
+    xxh3_64(key.as_bytes())
+}
+
+/// Encodes a key table for `row_len` rows; `keys` yields `(local_row, id)`
+/// for the live rows in increasing row order.
+pub fn encode_keys<'a>(row_len: u32, keys: impl Iterator<Item = (u32, &'a str)>) -> Vec<u8> {
+    let mut offsets = Vec::with_capacity(row_len as usize + 1);
+    let mut bytes: Vec<u8> = Vec::new();
+    let mut present: Vec<(u32, u64)> = Vec::new();
+    let mut next = 0u32;
+    offsets.push(0u32);
+    for (row, key) in keys {
+        while next < row {
+            offsets.push(bytes.len() as u32);
+            next += 1;
+        }
+        bytes.extend_from_slice(key.as_bytes());
+        offsets.push(bytes.len() as u32);
+        present.push((row, key_hash(key)));
+        next = row + 1;
+    }
+    while next < row_len {
+        offsets.push(bytes.len() as u32);
+        next += 1;
+    }
+    let capacity = (present.len() * 2).next_power_of_two().max(2);
+    let mut slots = vec![(0u32, EMPTY); capacity];
+    for (row, hash) in present {
+        let mut i = hash as usize & (capacity - 1);
+        while slots[i].1 != EMPTY {
+            i = (i + 1) & (capacity - 1);
+        }
+        slots[i] = ((hash >> 32) as u32, row);
+    }
+    let mut w = ByteWriter::with_capacity(8 + offsets.len() * 4 + capacity * 8 + bytes.len());
+    w.u32(row_len);
+    w.u32(capacity as u32);
+    for o in offsets {
+        w.u32(o);
+    }
+    for (fingerprint, row) in slots {
+        w.u32(fingerprint);
+        w.u32(row);
+    }
+    w.bytes(&bytes);
+    w.into_inner()
+}
+
+/// A validated view of an encoded key table.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyTableView {
+    row_len: u32,
+    capacity: u32,
+    offsets_at: usize,
+    slots_at: usize,
+    keys_at: usize,
+}
+
+impl KeyTableView {
+    /// Validates `bytes` (a keys section at `base` in its file).
+    pub fn parse(bytes: &[u8], base: u64) -> Result<Self, DecodeError> {
+        let mut r = ByteReader::new(bytes, base);
+        let row_len = r.u32("key table row count")?;
+        let at = r.offset();
+        let capacity = r.u32("key table capacity")?;
+        if !capacity.is_power_of_two() {
+            return Err(DecodeError::new(
+                at,
+                format!("key table capacity {capacity} is not a power of two"),
+            ));
+        }
+        let offsets_at = 8usize;
+        let slots_at = offsets_at + (row_len as usize + 1) * 4;
+        let keys_at = slots_at + capacity as usize * 8;
+        if keys_at > bytes.len() {
+            return Err(DecodeError::new(
+                base,
+                "key table is shorter than its counts say",
+            ));
+        }
+        let view = KeyTableView {
+            row_len,
+            capacity,
+            offsets_at,
+            slots_at,
+            keys_at,
+        };
+        let keys = &bytes[keys_at..];
+        let text = std::str::from_utf8(keys).map_err(|e| {
+            DecodeError::new(
+                base + keys_at as u64 + e.valid_up_to() as u64,
+                "key bytes are not valid UTF-8",
+            )
+        })?;
+        let mut prev = 0u32;
+        for i in 0..=row_len as usize {
+            let o = read_u32(bytes, offsets_at + i * 4);
+            if o < prev || o as usize > keys.len() || !text.is_char_boundary(o as usize) {
+                return Err(DecodeError::new(
+                    base + (offsets_at + i * 4) as u64,
+                    format!("key offset {o} of row {i} is out of order or out of bounds"),
+                ));
+            }
+            prev = o;
+        }
+        for i in 0..capacity as usize {
+            let row = read_u32(bytes, slots_at + i * 8 + 4);
+            if row != EMPTY && (row >= row_len || view.key_of(bytes, row).is_none()) {
+                return Err(DecodeError::new(
+                    base + (slots_at + i * 8) as u64,
+                    format!("hash slot {i} names row {row}, which has no key"),
+                ));
+            }
+        }
+        Ok(view)
+    }
+
+    pub fn row_len(&self) -> u32 {
+        self.row_len
+    }
+
+    /// The id of `row`, if the row had one when the part was written.
+    pub fn key_of<'a>(&self, bytes: &'a [u8], row: u32) -> Option<&'a str> {
+        if row >= self.row_len {
+            return None;
+        }
+        let start = read_u32(bytes, self.offsets_at + row as usize * 4) as usize;
+        let end = read_u32(bytes, self.offsets_at + row as usize * 4 + 4) as usize;
+        if start == end {
+            return None;
+        }
+        // Validated by `parse`: in bounds, on character boundaries of valid UTF-8.
+        std::str::from_utf8(&bytes[self.keys_at + start..self.keys_at + end]).ok()
+    }
+
+    /// The local row holding `key`, if any.
+    pub fn find(&self, bytes: &[u8], key: &str, hash: u64) -> Option<u32> {
+        let mask = self.capacity as usize - 1;
+        let fingerprint = (hash >> 32) as u32;
+        let mut i = hash as usize & mask;
+        for _ in 0..self.capacity {
+            let at = self.slots_at + i * 8;
+            let row = read_u32(bytes, at + 4);
+            if row == EMPTY {
+                return None;
+            }
+            if read_u32(bytes, at) == fingerprint && self.key_of(bytes, row) == Some(key) {
+                return Some(row);
+            }
+            i = (i + 1) & mask;
+        }
+        None
+    }
+}
+
+fn read_u32(bytes: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes([bytes[at], bytes[at + 1], bytes[at + 2], bytes[at + 3]])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_key_is_found_and_absent_ones_are_not() {
+        let keys: Vec<(u32, String)> = (0..5000u32)
+            .filter(|r| r % 7 != 3)
+            .map(|r| (r, format!("user-{r}")))
+            .collect();
+        let bytes = encode_keys(5003, keys.iter().map(|(r, k)| (*r, k.as_str())));
+        let view = KeyTableView::parse(&bytes, 0).unwrap();
+        assert_eq!(view.row_len(), 5003);
+        for (r, k) in &keys {
+            assert_eq!(view.find(&bytes, k, key_hash(k)), Some(*r));
+            assert_eq!(view.key_of(&bytes, *r), Some(k.as_str()));
+        }
+        assert_eq!(view.key_of(&bytes, 3), None);
+        assert_eq!(view.key_of(&bytes, 5002), None);
+        assert_eq!(view.find(&bytes, "user-3", key_hash("user-3")), None);
+        assert_eq!(view.find(&bytes, "nobody", key_hash("nobody")), None);
+    }
+
+    #[test]
+    fn empty_table_works() {
+        let bytes = encode_keys(0, std::iter::empty());
+        let view = KeyTableView::parse(&bytes, 0).unwrap();
+        assert_eq!(view.find(&bytes, "x", key_hash("x")), None);
+    }
+
+    #[test]
+    fn damaged_tables_are_refused_not_panicking() {
+        let keys = [(0u32, "ä"), (1, "bb")];
+        let good = encode_keys(2, keys.into_iter());
+        for i in 0..good.len() {
+            for flip in [0x01u8, 0x80] {
+                let mut bad = good.clone();
+                bad[i] ^= flip;
+                if let Ok(view) = KeyTableView::parse(&bad, 0) {
+                    // Whatever survives validation must still be safe to query.
+                    let _ = view.find(&bad, "bb", key_hash("bb"));
+                    let _ = view.key_of(&bad, 1);
+                }
+            }
+        }
+        for cut in 0..good.len() {
+            let _ = KeyTableView::parse(&good[..cut], 0);
+        }
+    }
+}

@@ -232,6 +232,10 @@ impl PartReader {
     pub fn entries(&self) -> &[SectionEntry] {
         &self.entries
     }
+    /// The whole mapped file.
+    pub fn data(&self) -> &[u8] {
+        &self.map
+    }
 
     /// The bytes of a section and their offset in the file, if present.
     pub fn section(&self, kind: SectionKind, column: u16, item: u32) -> Option<(&[u8], u64)> {

@@ -167,17 +167,18 @@ pub struct SegmentScan {
     pub torn: Option<TornTail>,
 }
 
-/// Reads every whole record of a segment in order, calling `on_record(lsn, payload)`.
+/// Reads every whole record of a segment in order, calling
+/// `on_record(lsn, payload_offset, payload)`.
 ///
 /// `is_last` says whether this is the newest segment: only there may a torn
 /// tail be tolerated. The segment's first record must carry `first_lsn` from
 /// the header, and LSNs must be consecutive.
-pub fn scan_segment(
+pub fn scan_segment<E: From<StorageError>>(
     path: &Path,
     is_last: bool,
-    mut on_record: impl FnMut(u64, &[u8]) -> Result<()>,
-) -> Result<SegmentScan> {
-    let bytes = fs::read(path)?;
+    mut on_record: impl FnMut(u64, u64, &[u8]) -> std::result::Result<(), E>,
+) -> std::result::Result<SegmentScan, E> {
+    let bytes = fs::read(path).map_err(E::from)?;
     let file_len = bytes.len() as u64;
     let named_lsn = path
         .file_name()
@@ -214,25 +215,27 @@ pub fn scan_segment(
             scan.torn = Some(TornTail { offset: 0, reason });
             return Ok(scan);
         }
-        return Err(StorageError::corrupted(path, 0, reason));
+        return Err(StorageError::corrupted(path, 0, reason).into());
     }
     let mut r = ByteReader::new(&bytes[8..HEADER_LEN], 8);
-    let version = r.u32("version").map_err(|e| e.in_file(path))?;
+    let version = r.u32("version").map_err(|e| E::from(e.in_file(path)))?;
     if version != WAL_VERSION {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
             found: version,
             supported: WAL_VERSION,
-        });
+        }
+        .into());
     }
-    let _flags = r.u32("flags").map_err(|e| e.in_file(path))?;
-    let first_lsn = r.u64("first LSN").map_err(|e| e.in_file(path))?;
+    let _flags = r.u32("flags").map_err(|e| E::from(e.in_file(path)))?;
+    let first_lsn = r.u64("first LSN").map_err(|e| E::from(e.in_file(path)))?;
     if named_lsn.is_some_and(|n| n != first_lsn) {
         return Err(StorageError::corrupted(
             path,
             16,
             format!("header says first LSN {first_lsn}, file name says otherwise"),
-        ));
+        )
+        .into());
     }
     scan.first_lsn = first_lsn;
     scan.valid_len = HEADER_LEN as u64;
@@ -247,9 +250,10 @@ pub fn scan_segment(
                         path,
                         pos as u64 + 8,
                         format!("expected LSN {expected}, found {lsn}"),
-                    ));
+                    )
+                    .into());
                 }
-                on_record(lsn, payload)?;
+                on_record(lsn, (pos + RECORD_HEADER_LEN) as u64, payload)?;
                 scan.records += 1;
                 scan.last_lsn = Some(lsn);
                 scan.valid_len = end as u64;
@@ -265,14 +269,16 @@ pub fn scan_segment(
                 path,
                 pos as u64,
                 format!("{problem}; a valid record follows at offset {later}, so this is not a torn tail"),
-            ));
+            )
+            .into());
         }
         if !is_last {
             return Err(StorageError::corrupted(
                 path,
                 pos as u64,
                 format!("{problem} in a segment that is not the newest"),
-            ));
+            )
+            .into());
         }
         scan.torn = Some(TornTail {
             offset: pos as u64,
@@ -364,9 +370,9 @@ mod tests {
 
     fn collect(path: &Path, is_last: bool) -> Result<(Vec<(u64, Vec<u8>)>, SegmentScan)> {
         let mut out = Vec::new();
-        let scan = scan_segment(path, is_last, |lsn, p| {
+        let scan = scan_segment(path, is_last, |lsn, _, p| {
             out.push((lsn, p.to_vec()));
-            Ok(())
+            Ok::<(), StorageError>(())
         })?;
         Ok((out, scan))
     }

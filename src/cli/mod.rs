@@ -1,0 +1,1 @@
+//! The `cohortdb` binary's subcommands.

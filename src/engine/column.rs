@@ -1,0 +1,272 @@
+//! The index of one column in one shard: which rows hold which value.
+//!
+//! - TEXT / SET<TEXT>: a dictionary and one bitmap per value id.
+//! - INT / TIMESTAMP: a bit-sliced index.
+//! - FLOAT: only the existence bitmap (values are read from the column).
+//! - BOOL: the bitmap of true rows.
+//!
+//! Invariants: every column has an existence bitmap (rows whose value is not
+//! NULL), a subset of the shard's live rows; every value bitmap is a subset of
+//! it; `bitmaps.len() == dict.slots()`. Bitmaps hold global row ids and sit
+//! behind `Arc`s, so a writer copies only what a snapshot still shares.
+
+use super::cell::Cell;
+use super::value::Value;
+use crate::storage::bsi::Bsi;
+use crate::storage::dictionary::Dictionary;
+use crate::storage::schema::ColumnType;
+use roaring::RoaringBitmap;
+use std::sync::Arc;
+
+#[derive(Debug, Clone)]
+pub enum ColumnIndex {
+    Dict {
+        exists: Arc<RoaringBitmap>,
+        dict: Arc<Dictionary>,
+        bitmaps: Vec<Arc<RoaringBitmap>>,
+    },
+    Int(Bsi),
+    Float {
+        exists: Arc<RoaringBitmap>,
+    },
+    Bool {
+        exists: Arc<RoaringBitmap>,
+        trues: Arc<RoaringBitmap>,
+    },
+}
+
+fn set_bit(bitmap: &mut Arc<RoaringBitmap>, row: u32) {
+    Arc::make_mut(bitmap).insert(row);
+}
+
+fn clear_bit(bitmap: &mut Arc<RoaringBitmap>, row: u32) {
+    if bitmap.contains(row) {
+        Arc::make_mut(bitmap).remove(row);
+    }
+}
+
+impl ColumnIndex {
+    /// An empty index for a column of type `ty`.
+    pub fn new(ty: ColumnType) -> Self {
+        match ty {
+            ColumnType::Text | ColumnType::TextSet => ColumnIndex::Dict {
+                exists: Arc::default(),
+                dict: Arc::default(),
+                bitmaps: Vec::new(),
+            },
+            ColumnType::Int | ColumnType::Timestamp => ColumnIndex::Int(Bsi::new()),
+            ColumnType::Float => ColumnIndex::Float {
+                exists: Arc::default(),
+            },
+            ColumnType::Bool => ColumnIndex::Bool {
+                exists: Arc::default(),
+                trues: Arc::default(),
+            },
+        }
+    }
+
+    /// Rows whose value is not NULL.
+    pub fn exists(&self) -> &RoaringBitmap {
+        match self {
+            ColumnIndex::Dict { exists, .. }
+            | ColumnIndex::Float { exists }
+            | ColumnIndex::Bool { exists, .. } => exists,
+            ColumnIndex::Int(bsi) => bsi.exists(),
+        }
+    }
+
+    /// Indexes `row` as holding `cell`.
+    pub fn insert(&mut self, row: u32, cell: &Cell) {
+        match (self, cell) {
+            (_, Cell::Null) => {}
+            (
+                ColumnIndex::Dict {
+                    exists, bitmaps, ..
+                },
+                Cell::Text(id),
+            ) => {
+                set_bit(exists, row);
+                set_bit(&mut bitmaps[*id as usize], row);
+            }
+            (
+                ColumnIndex::Dict {
+                    exists, bitmaps, ..
+                },
+                Cell::Set(ids),
+            ) => {
+                set_bit(exists, row);
+                for id in ids.iter() {
+                    set_bit(&mut bitmaps[*id as usize], row);
+                }
+            }
+            (ColumnIndex::Int(bsi), Cell::Int(v)) => bsi.set(row, *v),
+            (ColumnIndex::Float { exists }, Cell::Float(_)) => set_bit(exists, row),
+            (ColumnIndex::Bool { exists, trues }, Cell::Bool(v)) => {
+                set_bit(exists, row);
+                if *v {
+                    set_bit(trues, row);
+                }
+            }
+            // Cells are built for their column's type (see `cell_of`), so no other pairing occurs.
+            _ => debug_assert!(false, "cell does not fit its column index"),
+        }
+    }
+
+    /// Removes `row`, which held `cell`, from the index.
+    pub fn remove(&mut self, row: u32, cell: &Cell) {
+        match (self, cell) {
+            (_, Cell::Null) => {}
+            (
+                ColumnIndex::Dict {
+                    exists, bitmaps, ..
+                },
+                Cell::Text(id),
+            ) => {
+                clear_bit(exists, row);
+                if let Some(b) = bitmaps.get_mut(*id as usize) {
+                    clear_bit(b, row);
+                }
+            }
+            (
+                ColumnIndex::Dict {
+                    exists, bitmaps, ..
+                },
+                Cell::Set(ids),
+            ) => {
+                clear_bit(exists, row);
+                for id in ids.iter() {
+                    if let Some(b) = bitmaps.get_mut(*id as usize) {
+                        clear_bit(b, row);
+                    }
+                }
+            }
+            (ColumnIndex::Int(bsi), Cell::Int(_)) => bsi.clear(row),
+            (ColumnIndex::Float { exists }, Cell::Float(_)) => clear_bit(exists, row),
+            (ColumnIndex::Bool { exists, trues }, Cell::Bool(_)) => {
+                clear_bit(exists, row);
+                clear_bit(trues, row);
+            }
+            _ => debug_assert!(false, "cell does not fit its column index"),
+        }
+    }
+
+    /// The id of `value` in this column's dictionary, adding it if needed.
+    pub fn intern(&mut self, value: &str) -> u32 {
+        match self {
+            ColumnIndex::Dict { dict, bitmaps, .. } => {
+                if let Some(id) = dict.get(value) {
+                    return id;
+                }
+                let id = Arc::make_mut(dict).get_or_insert(value);
+                bitmaps.push(Arc::default());
+                id
+            }
+            _ => u32::MAX,
+        }
+    }
+
+    /// The id of `value`, if this column's dictionary holds it.
+    pub fn lookup(&self, value: &str) -> Option<u32> {
+        match self {
+            ColumnIndex::Dict { dict, .. } => dict.get(value),
+            _ => None,
+        }
+    }
+
+    /// The cell for a (type-checked) value.
+    pub fn cell_of(&mut self, value: &Value) -> Cell {
+        match value {
+            Value::Null => Cell::Null,
+            Value::Text(s) => Cell::Text(self.intern(s)),
+            Value::Set(tags) => {
+                let mut ids: Vec<u32> = tags.iter().map(|t| self.intern(t)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Cell::Set(ids.into_boxed_slice())
+            }
+            Value::Int(v) | Value::Timestamp(v) => Cell::Int(*v),
+            Value::Float(v) => Cell::Float(*v),
+            Value::Bool(v) => Cell::Bool(*v),
+        }
+    }
+
+    /// The value a cell stands for, in a column of type `ty`.
+    pub fn value_of(&self, ty: ColumnType, cell: &Cell) -> Value {
+        let text = |id: u32| match self {
+            ColumnIndex::Dict { dict, .. } => dict.value(id).unwrap_or_default().to_string(),
+            _ => String::new(),
+        };
+        match cell {
+            Cell::Null => Value::Null,
+            Cell::Text(id) => Value::Text(text(*id)),
+            Cell::Set(ids) => {
+                let mut tags: Vec<String> = ids.iter().map(|id| text(*id)).collect();
+                tags.sort();
+                Value::Set(tags)
+            }
+            Cell::Int(v) if ty == ColumnType::Timestamp => Value::Timestamp(*v),
+            Cell::Int(v) => Value::Int(*v),
+            Cell::Float(v) => Value::Float(*v),
+            Cell::Bool(v) => Value::Bool(*v),
+        }
+    }
+
+    /// The dictionary of a TEXT / SET<TEXT> column.
+    pub fn dictionary(&self) -> Option<&Dictionary> {
+        match self {
+            ColumnIndex::Dict { dict, .. } => Some(dict),
+            _ => None,
+        }
+    }
+
+    /// The bitmap of value id `id` of a TEXT / SET<TEXT> column.
+    pub fn value_bitmap(&self, id: u32) -> Option<&RoaringBitmap> {
+        match self {
+            ColumnIndex::Dict { bitmaps, .. } => bitmaps.get(id as usize).map(|b| b.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn insert_and_remove_keep_bitmaps_exact() {
+        let mut c = ColumnIndex::new(ColumnType::TextSet);
+        let cell = c.cell_of(&Value::Set(vec!["b".into(), "a".into(), "b".into()]));
+        assert_eq!(cell, Cell::Set(vec![0, 1].into_boxed_slice()));
+        c.insert(7, &cell);
+        assert!(c.exists().contains(7));
+        assert!(c.value_bitmap(c.lookup("a").unwrap()).unwrap().contains(7));
+        assert_eq!(
+            c.value_of(ColumnType::TextSet, &cell),
+            Value::Set(vec!["a".into(), "b".into()])
+        );
+        c.remove(7, &cell);
+        assert!(c.exists().is_empty());
+        assert!(c.value_bitmap(0).unwrap().is_empty());
+    }
+
+    #[test]
+    fn bool_and_int_columns() {
+        let mut b = ColumnIndex::new(ColumnType::Bool);
+        b.insert(1, &Cell::Bool(true));
+        b.insert(2, &Cell::Bool(false));
+        assert_eq!(b.exists().len(), 2);
+        b.remove(1, &Cell::Bool(true));
+        assert_eq!(b.exists().len(), 1);
+        let mut i = ColumnIndex::new(ColumnType::Timestamp);
+        let cell = i.cell_of(&Value::Timestamp(-5));
+        i.insert(3, &cell);
+        assert_eq!(
+            i.value_of(ColumnType::Timestamp, &cell),
+            Value::Timestamp(-5)
+        );
+        match &i {
+            ColumnIndex::Int(bsi) => assert_eq!(bsi.get(3), Some(-5)),
+            _ => unreachable!(),
+        }
+    }
+}

@@ -1,0 +1,318 @@
+//! The engine layer: a database directory in motion — tables and shards in
+//! memory, the write path (WAL, group commit, durability), read snapshots,
+//! checkpoints and recovery. [`Database`] is the embedded API.
+//!
+//! Layout of a data directory (docs/storage.md): `LOCK` (held while open),
+//! `MANIFEST`, `wal/<lsn>.wal`, `tables/<table id>/s<shard>-g<generation>.part`.
+//!
+//! Concurrency: one published state (`RwLock<Arc<DbState>>`) that readers
+//! clone in O(1) as a snapshot; one committer at a time (group commit) that
+//! logs, syncs and applies under the WAL lock and publishes with
+//! copy-on-write; one checkpoint at a time, on a background thread or on
+//! demand.
+
+mod base;
+mod cell;
+pub mod check;
+mod checkpoint;
+mod column;
+mod commit;
+mod error;
+mod options;
+mod record;
+mod recovery;
+mod shard;
+mod snapshot;
+mod state;
+mod table;
+mod value;
+
+pub use checkpoint::CheckpointStats;
+pub use error::{Error, Result};
+pub use options::{Durability, Options};
+pub use record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+pub use recovery::RecoveryReport;
+pub use shard::{SHARD_BITS, SHARD_ROWS};
+pub use snapshot::{ShardSnapshot, Snapshot, TableSnapshot};
+pub use state::WriteSummary;
+pub use value::{Batch, Change, Row, Upsert, Value, WriteOp};
+
+use crate::storage::fs;
+use crate::storage::schema::TableSchema;
+use crate::storage::wal::WalWriter;
+use commit::{Queue, Request};
+use crossbeam::channel::{Receiver, Sender};
+use parking_lot::{Condvar, Mutex, RwLock};
+use state::DbState;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+pub(crate) const WAL_DIR: &str = "wal";
+pub(crate) const TABLES_DIR: &str = "tables";
+const LOCK_FILE: &str = "LOCK";
+
+pub(crate) struct WalState {
+    writer: WalWriter,
+    last_lsn: u64,
+    since_checkpoint: u64,
+    unsynced: bool,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct CheckpointInfo {
+    generation: u64,
+    lsn: u64,
+}
+
+enum Background {
+    Checkpoint,
+    Stop,
+}
+
+pub(crate) struct Inner {
+    dir: PathBuf,
+    options: Options,
+    state: RwLock<Arc<DbState>>,
+    queue: Mutex<Queue>,
+    queue_ready: Condvar,
+    wal: Mutex<WalState>,
+    checkpoint_info: Mutex<CheckpointInfo>,
+    /// Set when a WAL write or fsync failed: the database is read-only from then on.
+    failure: Mutex<Option<String>>,
+    /// The last error of a background checkpoint, for operators.
+    background_error: Mutex<Option<String>>,
+    signal: Sender<Background>,
+    _lock: File,
+}
+
+impl Inner {
+    fn check_writable(&self) -> Result<()> {
+        match self.failure.lock().clone() {
+            Some(reason) => Err(Error::ReadOnly(reason)),
+            None => Ok(()),
+        }
+    }
+
+    fn request_checkpoint(&self) {
+        let _ = self.signal.try_send(Background::Checkpoint);
+    }
+
+    fn relative(&self, path: &Path) -> String {
+        path.strip_prefix(&self.dir)
+            .unwrap_or(path)
+            .to_string_lossy()
+            .into_owned()
+    }
+
+    fn sync_if_needed(&self) {
+        let mut wal = self.wal.lock();
+        if wal.unsynced {
+            match wal.writer.sync() {
+                Ok(()) => wal.unsynced = false,
+                Err(e) => *self.failure.lock() = Some(e.to_string()),
+            }
+        }
+    }
+}
+
+/// An open CohortDB database (a directory). Cheap to share across threads
+/// (`&Database` is `Sync`); closed by [`Database::close`] or on drop.
+pub struct Database {
+    inner: Arc<Inner>,
+    recovery: RecoveryReport,
+    worker: Option<JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Database {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Database")
+            .field("dir", &self.inner.dir)
+            .finish()
+    }
+}
+
+impl Database {
+    /// Opens (or creates) the database in `dir`, recovering from the WAL.
+    pub fn open(dir: impl AsRef<Path>, options: Options) -> Result<Database> {
+        let dir = dir.as_ref().to_path_buf();
+        fs::create_dir_all(&dir)?;
+        let lock_path = dir.join(LOCK_FILE);
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| crate::storage::StorageError::io(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            return Err(Error::Locked { dir });
+        }
+        let (manifest, created) = recovery::load_manifest(&dir, true)?;
+        fs::create_dir_all(&dir.join(WAL_DIR))?;
+        fs::create_dir_all(&dir.join(TABLES_DIR))?;
+        let mut state = recovery::load_state(&dir, &manifest)?;
+        let replayed = recovery::replay(&dir, &mut state, true)?;
+        let mut report = replayed.report;
+        report.created = created;
+        if let Some(empty) = replayed.empty_last_segment {
+            fs::remove_file(&empty)?;
+        }
+        let writer = WalWriter::create(&dir.join(WAL_DIR), state.last_lsn + 1)?;
+        let (signal, receiver) = crossbeam::channel::bounded(1);
+        let inner = Arc::new(Inner {
+            options: options.clone(),
+            state: RwLock::new(Arc::new(state)),
+            queue: Mutex::new(Queue::default()),
+            queue_ready: Condvar::new(),
+            wal: Mutex::new(WalState {
+                writer,
+                last_lsn: report.last_lsn,
+                since_checkpoint: 0,
+                unsynced: false,
+            }),
+            checkpoint_info: Mutex::new(CheckpointInfo {
+                generation: manifest.generation,
+                lsn: manifest.checkpoint_lsn,
+            }),
+            failure: Mutex::new(None),
+            background_error: Mutex::new(None),
+            signal,
+            _lock: lock,
+            dir,
+        });
+        inner.remove_obsolete_files(&manifest)?;
+        let worker = if options.background {
+            let inner = inner.clone();
+            Some(
+                std::thread::Builder::new()
+                    .name("cohortdb-background".into())
+                    .spawn(move || background(inner, receiver))
+                    .map_err(|e| {
+                        Error::Internal(format!("cannot start the background thread: {e}"))
+                    })?,
+            )
+        } else {
+            None
+        };
+        Ok(Database {
+            inner,
+            recovery: report,
+            worker,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// What recovery did when the database was opened.
+    pub fn recovery_report(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    /// Creates a table.
+    pub fn create_table(&self, schema: TableSchema) -> Result<()> {
+        self.inner.submit(Request::CreateTable(schema)).map(|_| ())
+    }
+
+    /// Drops a table; its files leave the directory at the next checkpoint.
+    pub fn drop_table(&self, name: &str) -> Result<()> {
+        self.inner
+            .submit(Request::DropTable(name.to_string()))
+            .map(|_| ())
+    }
+
+    /// Schemas of every table.
+    pub fn tables(&self) -> Vec<TableSchema> {
+        self.snapshot().tables().into_iter().cloned().collect()
+    }
+
+    /// The schema of `table`.
+    pub fn schema(&self, table: &str) -> Result<TableSchema> {
+        Ok(self.snapshot().table(table)?.schema().clone())
+    }
+
+    /// Applies `batch` to `table` atomically; returns once it is durable
+    /// (per the durability setting) and visible to new snapshots.
+    pub fn write(&self, table: &str, batch: Batch) -> Result<WriteSummary> {
+        self.inner.submit(Request::Write {
+            table: table.to_string(),
+            batch,
+        })
+    }
+
+    /// Profile `id` of `table`, if it exists.
+    pub fn get(&self, table: &str, id: &str) -> Result<Option<Row>> {
+        self.snapshot().table(table)?.get(id)
+    }
+
+    /// A consistent read view including every acknowledged write.
+    pub fn snapshot(&self) -> Snapshot {
+        Snapshot::new(self.inner.state.read().clone())
+    }
+
+    /// Checkpoints now (waiting for one already running).
+    pub fn checkpoint(&self) -> Result<CheckpointStats> {
+        self.inner.checkpoint()
+    }
+
+    /// The last error of a background checkpoint, if any.
+    pub fn background_error(&self) -> Option<String> {
+        self.inner.background_error.lock().clone()
+    }
+
+    /// Why the database refuses writes, if it does.
+    pub fn failure(&self) -> Option<String> {
+        self.inner.failure.lock().clone()
+    }
+
+    /// Stops background work, checkpoints (unless disabled or failed) and closes.
+    pub fn close(mut self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<()> {
+        if let Some(worker) = self.worker.take() {
+            let _ = self.inner.signal.send(Background::Stop);
+            let _ = worker.join();
+        }
+        if self.inner.failure.lock().is_some() {
+            return Ok(());
+        }
+        self.inner.sync_if_needed();
+        if self.inner.options.checkpoint_on_close {
+            self.inner.checkpoint()?;
+        }
+        Ok(())
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+fn background(inner: Arc<Inner>, receiver: Receiver<Background>) {
+    let tick = match inner.options.durability {
+        Durability::Interval(d) => d,
+        _ => Duration::from_secs(1),
+    };
+    loop {
+        match receiver.recv_timeout(tick) {
+            Ok(Background::Checkpoint) => {
+                if let Err(e) = inner.checkpoint() {
+                    *inner.background_error.lock() = Some(e.to_string());
+                }
+            }
+            Ok(Background::Stop) | Err(crossbeam::channel::RecvTimeoutError::Disconnected) => break,
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+        }
+        if matches!(inner.options.durability, Durability::Interval(_)) {
+            inner.sync_if_needed();
+        }
+    }
+}

@@ -1,0 +1,100 @@
+//! How a database is opened: durability of acknowledged writes, when to
+//! checkpoint, and whether column blocks are compressed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+/// When an acknowledged write is on stable storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// fsync before every acknowledgement; concurrent writers share fsyncs (group commit).
+    Always,
+    /// fsync in the background at this interval: a crash loses at most that much.
+    Interval(Duration),
+    /// Never fsync the WAL (the OS writes it when it likes); checkpoints still fsync.
+    Off,
+}
+
+impl Default for Durability {
+    fn default() -> Self {
+        Durability::Always
+    }
+}
+
+/// The interval used by `interval` without a number.
+pub const DEFAULT_SYNC_INTERVAL: Duration = Duration::from_millis(100);
+
+impl FromStr for Durability {
+    type Err = String;
+    /// `always`, `off`, `interval` (100 ms) or `interval:<ms>`.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let lower = s.to_ascii_lowercase();
+        match lower.as_str() {
+            "always" => Ok(Durability::Always),
+            "off" => Ok(Durability::Off),
+            "interval" => Ok(Durability::Interval(DEFAULT_SYNC_INTERVAL)),
+            other => {
+                let ms = other
+                    .strip_prefix("interval:")
+                    .and_then(|ms| ms.trim_end_matches("ms").parse::<u64>().ok())
+                    .filter(|ms| *ms > 0)
+                    .ok_or_else(|| {
+                        format!(
+                            "durability {s:?} is not one of always, interval, interval:<ms>, off"
+                        )
+                    })?;
+                Ok(Durability::Interval(Duration::from_millis(ms)))
+            }
+        }
+    }
+}
+
+/// Options of [`crate::Database::open`].
+#[derive(Debug, Clone)]
+pub struct Options {
+    pub durability: Durability,
+    /// A background checkpoint starts when the WAL grows past this many bytes.
+    pub checkpoint_wal_bytes: u64,
+    /// Compress column blocks with zstd (turned off only by tests that scan raw bytes).
+    pub compress_blocks: bool,
+    /// Run checkpoints (and interval fsyncs) on a background thread.
+    pub background: bool,
+    /// Checkpoint when the database is closed or dropped.
+    pub checkpoint_on_close: bool,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            durability: Durability::Always,
+            checkpoint_wal_bytes: 64 << 20,
+            compress_blocks: true,
+            background: true,
+            checkpoint_on_close: true,
+        }
+    }
+}
+
+impl Options {
+    pub fn durability(mut self, durability: Durability) -> Self {
+        self.durability = durability;
+        self
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durability_parses() {
+        assert_eq!("always".parse(), Ok(Durability::Always));
+        assert_eq!("OFF".parse(), Ok(Durability::Off));
+        assert_eq!(
+            "interval:25".parse(),
+            Ok(Durability::Interval(Duration::from_millis(25)))
+        );
+        assert!("sometimes".parse::<Durability>().is_err());
+        assert!("interval:0".parse::<Durability>().is_err());
+    }
+}

@@ -1,0 +1,106 @@
+//! A table in memory: its schema, its shards, the next free row id, and the
+//! key index from external id to row id.
+//!
+//! Key index: ids of rows checkpointed are found in place in the shards'
+//! part files (a hash probe per part); ids added since sit in `recent`. The
+//! index is shared by all snapshots of one checkpoint generation and replaced
+//! (not mutated) when a checkpoint installs new parts, so an older snapshot
+//! keeps the index it was taken with.
+//!
+//! Invariants: an external id maps to at most one row id, and a row id is only
+//! ever given to one external id; a looked-up row exists only if it is in its
+//! shard's `live` bitmap (the index may still name rows deleted since the
+//! last checkpoint, so that re-inserting an id reuses its row).
+
+use super::base::BasePart;
+use super::shard::{shard_of, ShardState, SHARD_BITS};
+use crate::storage::keys::key_hash;
+use crate::storage::schema::{ColumnType, TableSchema};
+use parking_lot::RwLock;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+#[derive(Debug, Default)]
+pub struct KeyIndex {
+    /// Base part of each shard at this generation, by shard number.
+    parts: Vec<Option<Arc<BasePart>>>,
+    /// Ids given a row since those parts were written.
+    recent: RwLock<HashMap<Box<str>, u32>>,
+}
+
+impl KeyIndex {
+    pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: HashMap<Box<str>, u32>) -> Self {
+        KeyIndex {
+            parts,
+            recent: RwLock::new(recent),
+        }
+    }
+
+    /// The row id `key` was given, if any (the row may have been deleted since).
+    pub fn lookup(&self, key: &str) -> Option<u32> {
+        if let Some(row) = self.recent.read().get(key) {
+            return Some(*row);
+        }
+        let hash = key_hash(key);
+        self.parts.iter().enumerate().find_map(|(shard, part)| {
+            let local = part.as_ref()?.find(key, hash)?;
+            Some(((shard as u32) << SHARD_BITS) | local)
+        })
+    }
+
+    pub fn insert(&self, key: &str, row: u32) {
+        self.recent.write().insert(key.into(), row);
+    }
+
+    /// A copy of the recent ids, for building the next generation's index.
+    pub fn recent_entries(&self) -> HashMap<Box<str>, u32> {
+        self.recent.read().clone()
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TableState {
+    pub id: u32,
+    pub schema: Arc<TableSchema>,
+    pub types: Arc<[ColumnType]>,
+    pub next_row: u32,
+    pub shards: Vec<Arc<ShardState>>,
+    pub keys: Arc<KeyIndex>,
+}
+
+impl TableState {
+    pub fn new(id: u32, schema: TableSchema) -> Self {
+        let types: Arc<[ColumnType]> = schema.columns.iter().map(|c| c.ty).collect();
+        TableState {
+            id,
+            schema: Arc::new(schema),
+            types,
+            next_row: 0,
+            shards: Vec::new(),
+            keys: Arc::default(),
+        }
+    }
+
+    /// The row of `key` if it exists now.
+    pub fn live_row(&self, key: &str) -> Option<u32> {
+        let row = self.keys.lookup(key)?;
+        let shard = self.shards.get(shard_of(row) as usize)?;
+        shard.live.contains(row).then_some(row)
+    }
+
+    /// Number of live rows.
+    pub fn row_count(&self) -> u64 {
+        self.shards.iter().map(|s| s.live.len()).sum()
+    }
+
+    /// The shard holding `row`, created empty if needed, ready to change.
+    pub fn shard_mut(&mut self, row: u32) -> &mut ShardState {
+        let s = shard_of(row) as usize;
+        while self.shards.len() <= s {
+            let number = self.shards.len() as u32;
+            self.shards
+                .push(Arc::new(ShardState::empty(number, &self.types)));
+        }
+        Arc::make_mut(&mut self.shards[s])
+    }
+}

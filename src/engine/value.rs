@@ -1,0 +1,178 @@
+//! Values as callers see them, and the write batches they send.
+//!
+//! A [`Batch`] is a list of upserts (by external id: set a column, add tags
+//! to / remove tags from a SET<TEXT> column) and deletes (by id), applied
+//! atomically and in order. An upsert of an unknown id creates the profile
+//! with the columns it names (others NULL); of a known id it changes only the
+//! columns it names.
+
+use std::fmt;
+
+/// One cell value.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Null,
+    Text(String),
+    /// A set of tags; order and duplicates are not kept.
+    Set(Vec<String>),
+    Int(i64),
+    /// Seconds since the Unix epoch, UTC.
+    Timestamp(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl Value {
+    pub fn is_null(&self) -> bool {
+        matches!(self, Value::Null)
+    }
+    /// A short description used in type errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Value::Null => "NULL".into(),
+            Value::Text(s) => format!("TEXT {s:?}"),
+            Value::Set(_) => "a SET".into(),
+            Value::Int(v) => format!("INT {v}"),
+            Value::Timestamp(v) => format!("TIMESTAMP {v}"),
+            Value::Float(v) => format!("FLOAT {v}"),
+            Value::Bool(v) => format!("BOOL {v}"),
+        }
+    }
+}
+
+impl fmt::Display for Value {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Value::Null => f.write_str("NULL"),
+            Value::Text(s) => f.write_str(s),
+            Value::Set(tags) => write!(f, "[{}]", tags.join(",")),
+            Value::Int(v) | Value::Timestamp(v) => write!(f, "{v}"),
+            Value::Float(v) => write!(f, "{v}"),
+            Value::Bool(v) => write!(f, "{v}"),
+        }
+    }
+}
+
+impl From<&str> for Value {
+    fn from(v: &str) -> Self {
+        Value::Text(v.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(v: String) -> Self {
+        Value::Text(v)
+    }
+}
+impl From<i64> for Value {
+    fn from(v: i64) -> Self {
+        Value::Int(v)
+    }
+}
+impl From<f64> for Value {
+    fn from(v: f64) -> Self {
+        Value::Float(v)
+    }
+}
+impl From<bool> for Value {
+    fn from(v: bool) -> Self {
+        Value::Bool(v)
+    }
+}
+impl<S: Into<String>> From<Vec<S>> for Value {
+    fn from(v: Vec<S>) -> Self {
+        Value::Set(v.into_iter().map(Into::into).collect())
+    }
+}
+
+/// A profile read back: its external id and one value per non-key column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Row {
+    pub id: String,
+    pub values: Vec<Value>,
+}
+
+/// What an upsert does to one column.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    /// Replace the value (a whole set for SET<TEXT>); `Value::Null` clears it.
+    Set(Value),
+    /// Add these tags to a SET<TEXT> column (a NULL set becomes these tags).
+    Add(Vec<String>),
+    /// Remove these tags from a SET<TEXT> column.
+    Remove(Vec<String>),
+}
+
+/// One operation of a batch.
+#[derive(Debug, Clone, PartialEq)]
+pub enum WriteOp {
+    Upsert {
+        id: String,
+        changes: Vec<(String, Change)>,
+    },
+    Delete {
+        id: String,
+    },
+}
+
+/// An atomic group of writes to one table.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub ops: Vec<WriteOp>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Starts an upsert of profile `id`; chain [`Upsert::set`], [`Upsert::add`], [`Upsert::remove`].
+    pub fn upsert(&mut self, id: impl Into<String>) -> Upsert<'_> {
+        self.ops.push(WriteOp::Upsert {
+            id: id.into(),
+            changes: Vec::new(),
+        });
+        Upsert { batch: self }
+    }
+
+    /// Deletes profile `id` (a no-op if it does not exist).
+    pub fn delete(&mut self, id: impl Into<String>) -> &mut Self {
+        self.ops.push(WriteOp::Delete { id: id.into() });
+        self
+    }
+
+    pub fn len(&self) -> usize {
+        self.ops.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.ops.is_empty()
+    }
+}
+
+/// Builder for the changes of one upsert.
+pub struct Upsert<'a> {
+    batch: &'a mut Batch,
+}
+
+impl Upsert<'_> {
+    fn push(self, column: &str, change: Change) -> Self {
+        if let Some(WriteOp::Upsert { changes, .. }) = self.batch.ops.last_mut() {
+            changes.push((column.to_string(), change));
+        }
+        self
+    }
+    pub fn set(self, column: &str, value: impl Into<Value>) -> Self {
+        self.push(column, Change::Set(value.into()))
+    }
+    pub fn add<S: Into<String>>(self, column: &str, tags: impl IntoIterator<Item = S>) -> Self {
+        self.push(
+            column,
+            Change::Add(tags.into_iter().map(Into::into).collect()),
+        )
+    }
+    pub fn remove<S: Into<String>>(self, column: &str, tags: impl IntoIterator<Item = S>) -> Self {
+        self.push(
+            column,
+            Change::Remove(tags.into_iter().map(Into::into).collect()),
+        )
+    }
+}

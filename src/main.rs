@@ -1,1 +1,4 @@
-fn main() {}
+//! The `cohortdb` binary; see `cohortdb --help` and src/cli/.
+fn main() -> std::process::ExitCode {
+    cohortdb::cli::main()
+}

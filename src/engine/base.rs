@@ -20,6 +20,9 @@ use std::sync::Arc;
 /// Decoded blocks kept per part.
 const CACHED_BLOCKS: usize = 32;
 
+/// Recently decoded blocks, keyed by (column, block), oldest first.
+type BlockCache = VecDeque<((u16, u32), Arc<BlockValues>)>;
+
 #[derive(Debug)]
 pub struct BasePart {
     reader: PartReader,
@@ -27,7 +30,7 @@ pub struct BasePart {
     keys_at: usize,
     keys_len: usize,
     types: Vec<ColumnType>,
-    cache: Mutex<VecDeque<((u16, u32), Arc<BlockValues>)>>,
+    cache: Mutex<BlockCache>,
 }
 
 impl BasePart {

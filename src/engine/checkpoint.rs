@@ -181,7 +181,7 @@ impl Inner {
                         .shards
                         .get(shard_of(*row) as usize)
                         .is_some_and(|s| s.live.contains(*row));
-                    !(in_part || !live)
+                    !in_part && live
                 });
                 indexes.insert(table.id, Arc::new(KeyIndex::new(parts, recent)));
             }

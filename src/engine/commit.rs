@@ -19,6 +19,7 @@ use super::{Durability, Inner};
 use crate::storage::schema::TableSchema;
 use crate::storage::wal::{MAX_RECORD_BYTES, RECORD_HEADER_LEN};
 use parking_lot::MutexGuard;
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -88,15 +89,17 @@ impl Inner {
             let record = match request {
                 Request::CreateTable(schema) => {
                     let key = table_key(&schema.name);
-                    if catalog.contains_key(&key) {
-                        Err(Error::TableExists(schema.name))
-                    } else if let Err(e) = schema.validate() {
-                        Err(Error::InvalidSchema(e))
-                    } else {
-                        let id = next_table_id;
-                        next_table_id += 1;
-                        catalog.insert(key, (id, Arc::new(schema.clone())));
-                        Ok(Record::CreateTable { id, schema })
+                    match catalog.entry(key) {
+                        Entry::Occupied(_) => Err(Error::TableExists(schema.name)),
+                        Entry::Vacant(slot) => match schema.validate() {
+                            Err(e) => Err(Error::InvalidSchema(e)),
+                            Ok(()) => {
+                                let id = next_table_id;
+                                next_table_id += 1;
+                                slot.insert((id, Arc::new(schema.clone())));
+                                Ok(Record::CreateTable { id, schema })
+                            }
+                        },
                     }
                 }
                 Request::DropTable(name) => match catalog.remove(&table_key(&name)) {

@@ -5,20 +5,15 @@ use std::str::FromStr;
 use std::time::Duration;
 
 /// When an acknowledged write is on stable storage.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Durability {
     /// fsync before every acknowledgement; concurrent writers share fsyncs (group commit).
+    #[default]
     Always,
     /// fsync in the background at this interval: a crash loses at most that much.
     Interval(Duration),
     /// Never fsync the WAL (the OS writes it when it likes); checkpoints still fsync.
     Off,
-}
-
-impl Default for Durability {
-    fn default() -> Self {
-        Durability::Always
-    }
 }
 
 /// The interval used by `interval` without a number.

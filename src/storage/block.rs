@@ -154,7 +154,7 @@ pub fn decode_block(
     };
     let ok_len = match width {
         Some(w) => raw_len == rows * w,
-        None => raw_len >= rows * 4 && raw_len <= MAX_SET_BLOCK_BYTES && raw_len % 4 == 0,
+        None => raw_len >= rows * 4 && raw_len <= MAX_SET_BLOCK_BYTES && raw_len.is_multiple_of(4),
     };
     if !ok_len {
         return Err(DecodeError::new(

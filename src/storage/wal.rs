@@ -368,7 +368,9 @@ mod tests {
         w.path().to_path_buf()
     }
 
-    fn collect(path: &Path, is_last: bool) -> Result<(Vec<(u64, Vec<u8>)>, SegmentScan)> {
+    type Records = Vec<(u64, Vec<u8>)>;
+
+    fn collect(path: &Path, is_last: bool) -> Result<(Records, SegmentScan)> {
         let mut out = Vec::new();
         let scan = scan_segment(path, is_last, |lsn, _, p| {
             out.push((lsn, p.to_vec()));

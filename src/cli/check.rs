@@ -10,6 +10,16 @@ pub fn run(data_dir: &Path) -> ExitCode {
         eprintln!("cohortdb check: {} is not a directory", data_dir.display());
         return ExitCode::from(2);
     }
+    // A running database may checkpoint (and delete files) while we read.
+    if let Ok(lock) = std::fs::File::open(data_dir.join("LOCK")) {
+        if lock.try_lock_shared().is_err() {
+            eprintln!(
+                "warning: {} is open by a running CohortDB; files may change while they are checked, \
+                 so a reported problem may be a false alarm — stop the server for a definitive check",
+                data_dir.display()
+            );
+        }
+    }
     match check(data_dir) {
         Ok(report) => {
             println!(
@@ -27,7 +37,10 @@ pub fn run(data_dir: &Path) -> ExitCode {
                     file.display()
                 );
             }
-            println!("{:<24} {:>8} {:>12} {:>7} {:>6} {:>14}", "table", "columns", "profiles", "shards", "parts", "part bytes");
+            println!(
+                "{:<24} {:>8} {:>12} {:>7} {:>6} {:>14}",
+                "table", "columns", "profiles", "shards", "parts", "part bytes"
+            );
             for t in &report.tables {
                 println!(
                     "{:<24} {:>8} {:>12} {:>7} {:>6} {:>14}",

@@ -32,16 +32,23 @@ pub fn run(data_dir: &Path, durability: &str) -> ExitCode {
     println!(
         "cohortdb: opened {} ({}; {} tables, {} profiles; {} WAL records replayed{})",
         data_dir.display(),
-        if report.created { "new database" } else { "existing database" },
+        if report.created {
+            "new database"
+        } else {
+            "existing database"
+        },
         tables.len(),
         profiles,
         report.replayed,
         match &report.torn_tail {
-            Some((file, offset, _)) => format!(", torn WAL tail cut at {}:{offset}", file.display()),
+            Some((file, offset, _)) =>
+                format!(", torn WAL tail cut at {}:{offset}", file.display()),
             None => String::new(),
         }
     );
-    println!("cohortdb: the network server is not built yet; the storage engine is ready. Closing.");
+    println!(
+        "cohortdb: the network server is not built yet; the storage engine is ready. Closing."
+    );
     match db.close() {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

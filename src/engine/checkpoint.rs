@@ -83,7 +83,10 @@ impl Inner {
             ..CheckpointStats::default()
         };
         // (2) Parts for the dirty shards.
+        // The generation is used up even if this checkpoint fails, so a retry
+        // never collides with part files a failed attempt left behind.
         let generation = info.generation + 1;
+        info.generation = generation;
         let mut manifest = Manifest {
             checkpoint_lsn: lsn,
             generation,
@@ -140,7 +143,6 @@ impl Inner {
         }
         // (3) The manifest makes them current.
         write_manifest(&self.dir, &manifest)?;
-        info.generation = generation;
         info.lsn = lsn;
         // (4) Install in the live state.
         self.install(lsn, installed);

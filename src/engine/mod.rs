@@ -152,6 +152,8 @@ impl Database {
         let (manifest, created) = recovery::load_manifest(&dir, true)?;
         fs::create_dir_all(&dir.join(WAL_DIR))?;
         fs::create_dir_all(&dir.join(TABLES_DIR))?;
+        // The new directories' entries must be durable before any WAL record is acknowledged.
+        fs::sync_dir(&dir)?;
         let mut state = recovery::load_state(&dir, &manifest)?;
         let replayed = recovery::replay(&dir, &mut state, true)?;
         let mut report = replayed.report;

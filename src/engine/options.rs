@@ -52,7 +52,9 @@ pub struct Options {
     pub checkpoint_wal_bytes: u64,
     /// Compress column blocks with zstd (turned off only by tests that scan raw bytes).
     pub compress_blocks: bool,
-    /// Run checkpoints (and interval fsyncs) on a background thread.
+    /// Run checkpoints (and interval fsyncs) on a background thread. Without it,
+    /// `interval` durability syncs only at checkpoints and close, and WAL growth
+    /// triggers no checkpoint: the embedder calls `checkpoint()`.
     pub background: bool,
     /// Checkpoint when the database is closed or dropped.
     pub checkpoint_on_close: bool,

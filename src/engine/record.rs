@@ -5,7 +5,8 @@
 //! Invariants: a [`Record`] that [`resolve_batch`] produced (or that decodes
 //! and passes [`check_resolved`] during replay) applies without a type
 //! error; applying the same records in LSN order to the same checkpoint
-//! always gives the same state.
+//! always gives the same profiles and values (internal row ids may differ
+//! from the run that first applied them, which never shows in an answer).
 
 use super::error::{Error, Result};
 use super::value::{Batch, Change, Value, WriteOp};

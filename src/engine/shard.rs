@@ -328,6 +328,9 @@ impl ShardState {
                     w.section(SectionKind::Values, c16, 0, out.as_slice())?;
                 }
                 ColumnIndex::Int(bsi) => {
+                    // A normalised copy: no trace of values only deleted rows held.
+                    let mut bsi = bsi.clone();
+                    bsi.normalize();
                     let mut out = ByteWriter::new();
                     out.i64(bsi.base());
                     out.u32(bsi.depth() as u32);

@@ -164,7 +164,42 @@ impl Bsi {
         self.trim();
     }
 
-    /// Drops empty top slices (after deletes, or a rebase that over-allocated).
+    /// Raises `base` to the smallest stored value and drops empty top slices,
+    /// so the index holds no trace of values that were deleted (used before a
+    /// checkpoint writes the index to disk). O(depth) bitmap operations.
+    pub fn normalize(&mut self) {
+        let Some(min) = self.min(&self.exists.clone()) else {
+            self.base = 0;
+            self.slices.clear();
+            return;
+        };
+        let delta = offset_of(min, self.base);
+        if delta > 0 {
+            // u - delta == u + (2^depth - delta) mod 2^depth; every u >= delta, so
+            // the carry out of the top slice is dropped and nothing wraps.
+            let depth = self.slices.len();
+            let addend = if depth >= 64 {
+                delta.wrapping_neg()
+            } else {
+                (1u64 << depth) - delta
+            };
+            let mut carry = RoaringBitmap::new();
+            for (i, slice) in self.slices.iter_mut().enumerate() {
+                let s: &RoaringBitmap = slice;
+                let (sum, next_carry) = if addend >> i & 1 == 1 {
+                    (self.exists.as_ref() - &(s ^ &carry), s | &carry)
+                } else {
+                    (s ^ &carry, s & &carry)
+                };
+                *slice = Arc::new(sum);
+                carry = next_carry;
+            }
+            self.base = min;
+        }
+        self.trim();
+    }
+
+    /// Drops empty top slices (after a rebase that over-allocated, or in `normalize`).
     pub fn trim(&mut self) {
         while self.slices.last().is_some_and(|s| s.is_empty()) {
             self.slices.pop();
@@ -361,6 +396,35 @@ mod tests {
             let mut probes: Vec<i64> = model.values().copied().take(5).collect();
             probes.extend([i64::MIN, i64::MAX, 0, -1, spread / 2]);
             check_against_model(&bsi, &model, &probes);
+        }
+    }
+
+    #[test]
+    fn normalize_forgets_deleted_extremes_and_keeps_values() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(11);
+        for round in 0..30 {
+            let mut bsi = Bsi::new();
+            let mut model = BTreeMap::new();
+            let spread: i64 = if round % 2 == 0 { 1000 } else { i64::MAX };
+            for row in 0..60u32 {
+                let v = rng.random_range(-spread..=spread);
+                bsi.set(row, v);
+                model.insert(row, v);
+            }
+            for row in 0..40u32 {
+                if rng.random_bool(0.6) {
+                    bsi.clear(row);
+                    model.remove(&row);
+                }
+            }
+            bsi.normalize();
+            match model.values().min() {
+                Some(min) => assert_eq!(bsi.base(), *min),
+                None => assert_eq!((bsi.base(), bsi.depth()), (0, 0)),
+            }
+            let span = model.values().max().map(|m| (*m as i128 - bsi.base() as i128) as u64);
+            assert_eq!(bsi.depth(), span.map_or(0, bits_needed), "depth is minimal");
+            check_against_model(&bsi, &model, &[0, 1, -1]);
         }
     }
 

@@ -280,17 +280,17 @@ fn verify(path: &Path, bytes: &[u8]) -> Result<(PartHeader, Vec<SectionEntry>)> 
             "footer magic missing: the file is truncated or damaged".into(),
         ));
     }
+    let header_crc = u32::from_le_bytes([bytes[32], bytes[33], bytes[34], bytes[35]]);
+    if crc32(&[&bytes[..32]]) != header_crc {
+        return Err(bad(32, "header checksum mismatch".into()));
+    }
     let version = u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]);
     if version != PART_VERSION || footer_version != PART_VERSION {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: version.max(footer_version),
+            found: if version != PART_VERSION { version } else { footer_version },
             supported: PART_VERSION,
         });
-    }
-    let header_crc = u32::from_le_bytes([bytes[32], bytes[33], bytes[34], bytes[35]]);
-    if crc32(&[&bytes[..32]]) != header_crc {
-        return Err(bad(32, "header checksum mismatch".into()));
     }
     let mut h = ByteReader::new(&bytes[12..32], 12);
     let header = PartHeader {

@@ -3,7 +3,7 @@
 //! [`TableSchema::encode`] / [`TableSchema::decode`] (docs/storage.md, "Schema").
 //!
 //! Invariants of a valid schema ([`TableSchema::validate`]): a non-empty
-//! name of at most 128 bytes, a key column, 1..=4096 non-key columns, column
+//! name of at most 128 bytes, a key column, 0..=4096 non-key columns, column
 //! names unique (case-insensitive) and distinct from the key column.
 
 use super::codec::{ByteReader, ByteWriter};

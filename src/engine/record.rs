@@ -37,6 +37,8 @@ pub enum ResolvedOp {
     Upsert {
         id: String,
         changes: Vec<(u16, Change)>,
+        /// Only if the profile exists (UPDATE).
+        only_existing: bool,
     },
     Delete {
         id: String,
@@ -100,12 +102,13 @@ fn coerce(column: &str, ty: ColumnType, value: Value) -> Result<Value> {
 pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedOp>> {
     let mut ops = Vec::with_capacity(batch.ops.len());
     for op in batch.ops {
+        let only_existing = matches!(op, WriteOp::Update { .. });
         match op {
             WriteOp::Delete { id } => {
                 check_id(&id)?;
                 ops.push(ResolvedOp::Delete { id });
             }
-            WriteOp::Upsert { id, changes } => {
+            WriteOp::Upsert { id, changes } | WriteOp::Update { id, changes } => {
                 check_id(&id)?;
                 let mut resolved = Vec::with_capacity(changes.len());
                 for (name, change) in changes {
@@ -144,6 +147,7 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
                 ops.push(ResolvedOp::Upsert {
                     id,
                     changes: resolved,
+                    only_existing,
                 });
             }
         }
@@ -265,8 +269,12 @@ impl Record {
                 w.u32(ops.len() as u32);
                 for op in ops {
                     match op {
-                        ResolvedOp::Upsert { id, changes } => {
-                            w.u8(1);
+                        ResolvedOp::Upsert {
+                            id,
+                            changes,
+                            only_existing,
+                        } => {
+                            w.u8(if *only_existing { 3 } else { 1 });
                             w.str(id);
                             w.u32(changes.len() as u32);
                             for (col, change) in changes {
@@ -317,7 +325,7 @@ impl Record {
                 for _ in 0..n {
                     let at = r.offset();
                     match r.u8("operation kind")? {
-                        1 => {
+                        kind @ (1 | 3) => {
                             let id = r.str("profile id")?.to_string();
                             let nc = r.count(3, "change count")?;
                             let mut changes = Vec::with_capacity(nc);
@@ -337,7 +345,11 @@ impl Record {
                                 };
                                 changes.push((col, change));
                             }
-                            ops.push(ResolvedOp::Upsert { id, changes });
+                            ops.push(ResolvedOp::Upsert {
+                                id,
+                                changes,
+                                only_existing: kind == 3,
+                            });
                         }
                         2 => ops.push(ResolvedOp::Delete {
                             id: r.str("profile id")?.to_string(),
@@ -447,11 +459,13 @@ mod tests {
         let ops = vec![ResolvedOp::Upsert {
             id: "u".into(),
             changes: vec![(2, Change::Set(Value::Text("x".into())))],
+            only_existing: false,
         }];
         assert!(check_resolved(&schema(), &ops).is_err());
         let ops = vec![ResolvedOp::Upsert {
             id: "u".into(),
             changes: vec![(99, Change::Set(Value::Null))],
+            only_existing: false,
         }];
         assert!(check_resolved(&schema(), &ops).is_err());
     }

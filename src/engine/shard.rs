@@ -106,6 +106,56 @@ impl ShardState {
         })))
     }
 
+    /// The cell of column `c` at global row `row`; `None` when the row does not exist.
+    pub fn cell(&self, c: usize, row: u32) -> Result<Option<Cell>> {
+        let local = local_of(row);
+        if let Some(entry) = self.overlay.get(local) {
+            return Ok(entry.image.as_ref().map(|img| img.cells[c].clone()));
+        }
+        if !self.live.contains(row) {
+            return Ok(None);
+        }
+        let (Some(base), Some(index)) = (&self.base, self.columns.get(c)) else {
+            return Ok(None);
+        };
+        let cell = base.cell(c, local, row, index.exists())?;
+        let valid = match (&cell, index.dictionary()) {
+            (Cell::Text(id), Some(d)) => d.value(*id).is_some(),
+            (Cell::Set(ids), Some(d)) => ids.iter().all(|id| d.value(*id).is_some()),
+            _ => true,
+        };
+        if !valid {
+            return Err(StorageError::corrupted(
+                base.path(),
+                0,
+                format!("row {local} of column {c} names a value its dictionary does not hold"),
+            ));
+        }
+        Ok(Some(cell))
+    }
+
+    /// The external id of global row `row`; `None` when the row does not exist.
+    pub fn key(&self, row: u32) -> Result<Option<String>> {
+        let local = local_of(row);
+        if let Some(entry) = self.overlay.get(local) {
+            return Ok(entry.image.as_ref().map(|img| img.key.to_string()));
+        }
+        if !self.live.contains(row) {
+            return Ok(None);
+        }
+        let Some(base) = &self.base else {
+            return Ok(None);
+        };
+        match base.key(local) {
+            Some(k) => Ok(Some(k.to_string())),
+            None => Err(StorageError::corrupted(
+                base.path(),
+                0,
+                format!("live row {local} has no key"),
+            )),
+        }
+    }
+
     /// Makes `new` the image of `row` (which was `old`), at `lsn`.
     pub fn put(&mut self, row: u32, old: Option<&RowImage>, new: Arc<RowImage>, lsn: u64) {
         for (c, index) in self.columns.iter_mut().enumerate() {

@@ -3,9 +3,10 @@
 //!
 //! A snapshot sees every write acknowledged before it was taken and nothing
 //! after; it costs one `Arc` clone and holds no lock, so readers never wait
-//! for writers or checkpoints. Shards are exposed one by one
-//! ([`ShardSnapshot`]) so a query can evaluate a predicate per shard in
-//! parallel (crossbeam) and merge.
+//! for writers or checkpoints. Table and shard handles own `Arc`s of their
+//! state, so a streaming reader can keep one as long as it needs. Shards are
+//! exposed one by one ([`ShardSnapshot`]) so a query can evaluate a predicate
+//! per shard in parallel (crossbeam) and merge.
 //!
 //! Bitmaps hold global row ids; a shard's rows are
 //! `[first_row, first_row + 2^20)`.
@@ -37,7 +38,7 @@ impl Snapshot {
         self.state.last_lsn
     }
 
-    /// Schemas of every table, by name.
+    /// Schemas of every table, ordered by name.
     pub fn tables(&self) -> Vec<&TableSchema> {
         self.state
             .tables
@@ -46,22 +47,22 @@ impl Snapshot {
             .collect()
     }
 
-    pub fn table(&self, name: &str) -> Result<TableSnapshot<'_>> {
+    pub fn table(&self, name: &str) -> Result<TableSnapshot> {
         self.state
             .table(name)
-            .map(|t| TableSnapshot { table: t })
+            .map(|t| TableSnapshot { table: t.clone() })
             .ok_or_else(|| Error::TableNotFound(name.to_string()))
     }
 }
 
 /// One table of a snapshot.
-#[derive(Debug, Clone, Copy)]
-pub struct TableSnapshot<'a> {
-    table: &'a TableState,
+#[derive(Debug, Clone)]
+pub struct TableSnapshot {
+    table: Arc<TableState>,
 }
 
-impl<'a> TableSnapshot<'a> {
-    pub fn schema(&self) -> &'a TableSchema {
+impl TableSnapshot {
+    pub fn schema(&self) -> &TableSchema {
         &self.table.schema
     }
 
@@ -71,16 +72,20 @@ impl<'a> TableSnapshot<'a> {
     }
 
     /// The shards, in row order.
-    pub fn shards(&self) -> impl Iterator<Item = ShardSnapshot<'a>> + 'a {
-        let schema = &self.table.schema;
-        self.table
-            .shards
-            .iter()
-            .map(move |s| ShardSnapshot { shard: s, schema })
+    pub fn shards(&self) -> impl Iterator<Item = ShardSnapshot> + '_ {
+        (0..self.table.shards.len()).filter_map(|i| self.shard(i))
     }
 
     pub fn shard_count(&self) -> usize {
         self.table.shards.len()
+    }
+
+    /// Shard number `i`.
+    pub fn shard(&self, i: usize) -> Option<ShardSnapshot> {
+        Some(ShardSnapshot {
+            shard: self.table.shards.get(i)?.clone(),
+            schema: self.table.schema.clone(),
+        })
     }
 
     /// The row id of profile `id`, if it exists in this snapshot.
@@ -98,12 +103,8 @@ impl<'a> TableSnapshot<'a> {
 
     /// The profile at row id `row`, if it exists.
     pub fn row(&self, row: u32) -> Result<Option<Row>> {
-        match self.table.shards.get(shard_of(row) as usize) {
-            Some(shard) => ShardSnapshot {
-                shard,
-                schema: &self.table.schema,
-            }
-            .row(row),
+        match self.shard(shard_of(row) as usize) {
+            Some(shard) => shard.row(row),
             None => Ok(None),
         }
     }
@@ -119,13 +120,13 @@ impl<'a> TableSnapshot<'a> {
 }
 
 /// One shard of a table in a snapshot.
-#[derive(Debug, Clone, Copy)]
-pub struct ShardSnapshot<'a> {
-    shard: &'a ShardState,
-    schema: &'a TableSchema,
+#[derive(Debug, Clone)]
+pub struct ShardSnapshot {
+    shard: Arc<ShardState>,
+    schema: Arc<TableSchema>,
 }
 
-impl<'a> ShardSnapshot<'a> {
+impl ShardSnapshot {
     /// The shard's number (its rows start at `number << 20`).
     pub fn number(&self) -> u32 {
         self.shard.number
@@ -133,29 +134,32 @@ impl<'a> ShardSnapshot<'a> {
     pub fn first_row(&self) -> u32 {
         self.shard.first_row()
     }
+    pub fn schema(&self) -> &TableSchema {
+        &self.schema
+    }
     /// Rows that exist.
-    pub fn live(&self) -> &'a RoaringBitmap {
+    pub fn live(&self) -> &RoaringBitmap {
         &self.shard.live
     }
 
-    fn column(&self, column: usize) -> Option<&'a ColumnIndex> {
+    fn column(&self, column: usize) -> Option<&ColumnIndex> {
         self.shard.columns.get(column)
     }
 
-    /// Rows where `column` is not NULL (empty for an unknown column).
-    pub fn exists(&self, column: usize) -> Option<&'a RoaringBitmap> {
+    /// Rows where `column` is not NULL (`None` for an unknown column).
+    pub fn exists(&self, column: usize) -> Option<&RoaringBitmap> {
         self.column(column).map(|c| c.exists())
     }
 
     /// Rows of a TEXT column equal to `value`, or of a SET<TEXT> column holding it.
     /// `None` when no row ever held it here.
-    pub fn value_bitmap(&self, column: usize, value: &str) -> Option<&'a RoaringBitmap> {
+    pub fn value_bitmap(&self, column: usize, value: &str) -> Option<&RoaringBitmap> {
         let index = self.column(column)?;
         index.value_bitmap(index.lookup(value)?)
     }
 
     /// Every value of a TEXT / SET<TEXT> column with its (non-empty) bitmap.
-    pub fn values(&self, column: usize) -> Vec<(&'a str, &'a RoaringBitmap)> {
+    pub fn values(&self, column: usize) -> Vec<(&str, &RoaringBitmap)> {
         let Some(index) = self.column(column) else {
             return Vec::new();
         };
@@ -182,8 +186,16 @@ impl<'a> ShardSnapshot<'a> {
         }
     }
 
+    /// The bitmap of true rows of a BOOL column.
+    pub fn true_bitmap(&self, column: usize) -> Option<&RoaringBitmap> {
+        match self.column(column)? {
+            ColumnIndex::Bool { trues, .. } => Some(trues),
+            _ => None,
+        }
+    }
+
     /// The bit-sliced index of an INT / TIMESTAMP column.
-    pub fn bsi(&self, column: usize) -> Option<&'a Bsi> {
+    pub fn bsi(&self, column: usize) -> Option<&Bsi> {
         match self.column(column)? {
             ColumnIndex::Int(bsi) => Some(bsi),
             _ => None,
@@ -193,15 +205,15 @@ impl<'a> ShardSnapshot<'a> {
     /// The value of `column` at global row `row` (NULL when the row does not exist).
     pub fn value(&self, column: usize, row: u32) -> Result<Value> {
         let ty = self.column_type(column)?;
-        let Some(image) = self.shard.image(row)? else {
-            return Ok(Value::Null);
-        };
-        Ok(self.shard.columns[column].value_of(ty, &image.cells[column]))
+        Ok(match self.shard.cell(column, row)? {
+            Some(cell) => self.shard.columns[column].value_of(ty, &cell),
+            None => Value::Null,
+        })
     }
 
     /// The external id of global row `row`, if it exists.
     pub fn id(&self, row: u32) -> Result<Option<String>> {
-        Ok(self.shard.image(row)?.map(|img| img.key.to_string()))
+        Ok(self.shard.key(row)?)
     }
 
     /// The whole profile at global row `row`, if it exists.

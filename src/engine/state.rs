@@ -90,7 +90,15 @@ fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<W
     // Phase 1, fallible, changes nothing: room for new rows, current images.
     let upserts = ops
         .iter()
-        .filter(|op| matches!(op, ResolvedOp::Upsert { .. }))
+        .filter(|op| {
+            matches!(
+                op,
+                ResolvedOp::Upsert {
+                    only_existing: false,
+                    ..
+                }
+            )
+        })
         .count() as u64;
     if u64::from(table.next_row) + upserts > u64::from(u32::MAX) {
         return Err(Error::TableFull(table.schema.name.clone()));
@@ -112,7 +120,18 @@ fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<W
     let width = table.types.len();
     for op in ops {
         match op {
-            ResolvedOp::Upsert { id, changes } => {
+            ResolvedOp::Upsert {
+                id,
+                changes,
+                only_existing,
+            } => {
+                let exists = table
+                    .keys
+                    .lookup(id)
+                    .is_some_and(|row| matches!(images.get(&row), Some(Some(_))));
+                if *only_existing && !exists {
+                    continue;
+                }
                 let row = match table.keys.lookup(id) {
                     Some(row) => row,
                     None => {

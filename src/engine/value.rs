@@ -109,6 +109,12 @@ pub enum WriteOp {
         id: String,
         changes: Vec<(String, Change)>,
     },
+    /// Like `Upsert`, but only if the profile exists when the batch applies
+    /// (UPDATE ... WHERE never brings a deleted profile back).
+    Update {
+        id: String,
+        changes: Vec<(String, Change)>,
+    },
     Delete {
         id: String,
     },
@@ -134,6 +140,15 @@ impl Batch {
         Upsert { batch: self }
     }
 
+    /// Starts an update of profile `id`, applied only if it exists.
+    pub fn update(&mut self, id: impl Into<String>) -> Upsert<'_> {
+        self.ops.push(WriteOp::Update {
+            id: id.into(),
+            changes: Vec::new(),
+        });
+        Upsert { batch: self }
+    }
+
     /// Deletes profile `id` (a no-op if it does not exist).
     pub fn delete(&mut self, id: impl Into<String>) -> &mut Self {
         self.ops.push(WriteOp::Delete { id: id.into() });
@@ -148,14 +163,16 @@ impl Batch {
     }
 }
 
-/// Builder for the changes of one upsert.
+/// Builder for the changes of one upsert or update.
 pub struct Upsert<'a> {
     batch: &'a mut Batch,
 }
 
 impl Upsert<'_> {
     fn push(self, column: &str, change: Change) -> Self {
-        if let Some(WriteOp::Upsert { changes, .. }) = self.batch.ops.last_mut() {
+        if let Some(WriteOp::Upsert { changes, .. } | WriteOp::Update { changes, .. }) =
+            self.batch.ops.last_mut()
+        {
             changes.push((column.to_string(), change));
         }
         self

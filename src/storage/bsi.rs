@@ -422,7 +422,10 @@ mod tests {
                 Some(min) => assert_eq!(bsi.base(), *min),
                 None => assert_eq!((bsi.base(), bsi.depth()), (0, 0)),
             }
-            let span = model.values().max().map(|m| (*m as i128 - bsi.base() as i128) as u64);
+            let span = model
+                .values()
+                .max()
+                .map(|m| (*m as i128 - bsi.base() as i128) as u64);
             assert_eq!(bsi.depth(), span.map_or(0, bits_needed), "depth is minimal");
             check_against_model(&bsi, &model, &[0, 1, -1]);
         }

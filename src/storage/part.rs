@@ -288,7 +288,11 @@ fn verify(path: &Path, bytes: &[u8]) -> Result<(PartHeader, Vec<SectionEntry>)> 
     if version != PART_VERSION || footer_version != PART_VERSION {
         return Err(StorageError::UnsupportedVersion {
             path: path.to_path_buf(),
-            found: if version != PART_VERSION { version } else { footer_version },
+            found: if version != PART_VERSION {
+                version
+            } else {
+                footer_version
+            },
             supported: PART_VERSION,
         });
     }

@@ -41,7 +41,8 @@ impl Model {
                 WriteOp::Delete { id } => {
                     self.rows.remove(id);
                 }
-                WriteOp::Upsert { id, changes } => {
+                WriteOp::Update { id, .. } if !self.rows.contains_key(id) => {}
+                WriteOp::Upsert { id, changes } | WriteOp::Update { id, changes } => {
                     let row = self
                         .rows
                         .entry(id.clone())
@@ -146,7 +147,11 @@ pub fn random_batch(
             };
             changes.push((schema.columns[c].name.clone(), change));
         }
-        batch.ops.push(WriteOp::Upsert { id, changes });
+        if rng.random_bool(0.2) {
+            batch.ops.push(WriteOp::Update { id, changes });
+        } else {
+            batch.ops.push(WriteOp::Upsert { id, changes });
+        }
     }
     batch
 }

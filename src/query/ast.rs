@@ -1,0 +1,224 @@
+//! The syntax tree of CohortQL, as the parser builds it: statements,
+//! predicates and literals, each with its byte span in the source so that
+//! later stages can point at the exact place of an error.
+
+/// Byte range `[start, end)` in the source text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Span {
+    pub start: usize,
+    pub end: usize,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ident {
+    pub name: String,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Str(String),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+    Null,
+    Set(Vec<String>),
+    /// `TIMESTAMP '...'`
+    Timestamp(String),
+}
+
+impl Literal {
+    /// How the literal is named in type errors.
+    pub fn describe(&self) -> String {
+        match self {
+            Literal::Str(s) => format!("'{s}' is TEXT"),
+            Literal::Int(v) => format!("{v} is INT"),
+            Literal::Float(v) => format!("{v} is FLOAT"),
+            Literal::Bool(v) => format!("{v} is BOOL"),
+            Literal::Null => "NULL".to_string(),
+            Literal::Set(_) => "a set literal is SET<TEXT>".to_string(),
+            Literal::Timestamp(s) => format!("TIMESTAMP '{s}' is TIMESTAMP"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lit {
+    pub value: Literal,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ColumnSpec {
+    pub name: Ident,
+    /// The type as written (`TEXT`, `SET<TEXT>` is `set_of: Some(TEXT)`).
+    pub ty: Ident,
+    pub set_of: bool,
+    pub primary_key: bool,
+    pub pii: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AssignValue {
+    Literal(Lit),
+    /// `col = col + ['a', ...]`
+    Add(Ident, Vec<String>),
+    /// `col = col - ['a', ...]`
+    Remove(Ident, Vec<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assignment {
+    pub column: Ident,
+    pub value: AssignValue,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AggFn {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl AggFn {
+    pub fn name(self) -> &'static str {
+        match self {
+            AggFn::Count => "COUNT",
+            AggFn::Sum => "SUM",
+            AggFn::Avg => "AVG",
+            AggFn::Min => "MIN",
+            AggFn::Max => "MAX",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum SelectExpr {
+    Star,
+    CountStar,
+    Agg(AggFn, Ident),
+    Column(Ident),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct SelectItem {
+    pub expr: SelectExpr,
+    pub alias: Option<Ident>,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    /// 1-based position in the select list.
+    Position(u64),
+    Expr(SelectExpr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OrderItem {
+    pub key: OrderKey,
+    pub descending: bool,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Select {
+    pub items: Vec<SelectItem>,
+    pub table: Ident,
+    pub filter: Option<Expr>,
+    pub group_by: Vec<Ident>,
+    pub order_by: Vec<OrderItem>,
+    pub limit: Option<(u64, Span)>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CmpOp {
+    Eq,
+    Ne,
+    Lt,
+    Le,
+    Gt,
+    Ge,
+}
+
+impl CmpOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            CmpOp::Eq => "=",
+            CmpOp::Ne => "!=",
+            CmpOp::Lt => "<",
+            CmpOp::Le => "<=",
+            CmpOp::Gt => ">",
+            CmpOp::Ge => ">=",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Condition {
+    IsNull,
+    IsNotNull,
+    Between { low: Lit, high: Lit, negated: bool },
+    In { values: Vec<Lit>, negated: bool },
+    HasAny(Vec<Lit>),
+    HasAll(Vec<Lit>),
+    Has(Lit),
+    Cmp(CmpOp, Lit),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Predicate {
+    pub column: Ident,
+    pub condition: Condition,
+    pub span: Span,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expr {
+    And(Vec<Expr>),
+    Or(Vec<Expr>),
+    Not(Box<Expr>),
+    Pred(Predicate),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    CreateTable {
+        name: Ident,
+        columns: Vec<ColumnSpec>,
+        options: Vec<(Ident, Lit)>,
+    },
+    DropTable {
+        name: Ident,
+        if_exists: bool,
+    },
+    ShowTables,
+    Describe {
+        table: Ident,
+    },
+    Insert {
+        table: Ident,
+        columns: Vec<Ident>,
+        rows: Vec<(Vec<Lit>, Span)>,
+    },
+    Update {
+        table: Ident,
+        assignments: Vec<Assignment>,
+        filter: Option<Expr>,
+    },
+    Delete {
+        table: Ident,
+        filter: Option<Expr>,
+    },
+    Select(Select),
+    Explain(Select),
+}
+
+/// A statement and where it sits in the script.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned {
+    pub statement: Statement,
+    pub span: Span,
+}

@@ -1,0 +1,587 @@
+//! Execution: a bound query run shard by shard over the bitmap indexes, in
+//! parallel (crossbeam scoped threads pulling shard numbers from a shared
+//! counter), and merged: counts add, groups add per key, aggregates combine.
+//!
+//! Strategy per shard (docs/cohortql.md, "How queries run"):
+//! - AND evaluates its cheapest operands first — value bitmaps ordered by
+//!   their actual size, then ranges and scans restricted to what is left —
+//!   stops as soon as the result is empty, and applies NOT operands as
+//!   AND NOT (set difference) instead of building a complement.
+//! - COUNT never materialises the bitmap it only needs the size of: the last
+//!   step of an AND is an `intersection_len` / `difference_len`.
+//! - INT and TIMESTAMP ranges and SUM/MIN/MAX are bit-sliced index work.
+//!
+//! Invariant: every bitmap a predicate evaluates to is a subset of the
+//! shard's live rows.
+
+use super::ast::{AggFn, CmpOp};
+use super::bind::{Agg, Field, Pred};
+use super::error::{QueryError, QueryResult};
+use crate::engine::{ShardSnapshot, TableSnapshot, Value};
+use crate::storage::bsi::Comparison;
+use crate::storage::schema::ColumnType;
+use roaring::RoaringBitmap;
+use std::borrow::Cow;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+type Bits<'a> = Cow<'a, RoaringBitmap>;
+
+/// Runs `work` on every shard, at most one thread per core, and returns the
+/// results in shard order.
+pub fn per_shard<T: Send>(
+    table: &TableSnapshot,
+    work: impl Fn(&ShardSnapshot) -> QueryResult<T> + Sync,
+) -> QueryResult<Vec<T>> {
+    let shards: Vec<ShardSnapshot> = table.shards().collect();
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(shards.len());
+    if threads <= 1 {
+        return shards.iter().map(&work).collect();
+    }
+    let next = AtomicUsize::new(0);
+    let mut slots: Vec<Option<QueryResult<T>>> = (0..shards.len()).map(|_| None).collect();
+    let results = crossbeam::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|_| {
+                    let mut mine = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(shard) = shards.get(i) else { break };
+                        mine.push((i, work(shard)));
+                    }
+                    mine
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+    })
+    .map_err(|_| QueryError::Limit("a query worker thread failed".into()))?;
+    for r in results {
+        let r = r.map_err(|_| QueryError::Limit("a query worker thread failed".into()))?;
+        for (i, v) in r {
+            slots[i] = Some(v);
+        }
+    }
+    slots
+        .into_iter()
+        .map(|s| s.unwrap_or_else(|| Err(QueryError::Limit("a shard was not evaluated".into()))))
+        .collect()
+}
+
+/// Replaces key predicates by the rows they name (looked up once per query).
+pub fn resolve_keys(pred: &Pred, table: &TableSnapshot) -> Resolved {
+    match pred {
+        Pred::Keys { ids } => {
+            Resolved::Rows(ids.iter().filter_map(|id| table.lookup(id)).collect())
+        }
+        Pred::Not(p) => Resolved::Not(Box::new(resolve_keys(p, table))),
+        Pred::And(ps) => Resolved::And(ps.iter().map(|p| resolve_keys(p, table)).collect()),
+        Pred::Or(ps) => Resolved::Or(ps.iter().map(|p| resolve_keys(p, table)).collect()),
+        other => Resolved::Leaf(other.clone()),
+    }
+}
+
+/// A predicate with its key lookups done.
+#[derive(Debug, Clone)]
+pub enum Resolved {
+    Leaf(Pred),
+    Rows(RoaringBitmap),
+    Not(Box<Resolved>),
+    And(Vec<Resolved>),
+    Or(Vec<Resolved>),
+}
+
+impl Resolved {
+    /// A bitmap the shard already holds, without computing anything.
+    fn direct<'a>(&self, shard: &'a ShardSnapshot) -> Option<Bits<'a>> {
+        match self {
+            Resolved::Leaf(Pred::Text { col, values }) if values.len() == 1 => Some(
+                shard
+                    .value_bitmap(*col, &values[0])
+                    .map_or_else(|| Cow::Owned(RoaringBitmap::new()), Cow::Borrowed),
+            ),
+            Resolved::Leaf(Pred::Bool { col, value: true }) => {
+                shard.true_bitmap(*col).map(Cow::Borrowed)
+            }
+            Resolved::Leaf(Pred::NotNull { col }) => shard.exists(*col).map(Cow::Borrowed),
+            Resolved::Leaf(Pred::Const(true)) => Some(Cow::Borrowed(shard.live())),
+            _ => None,
+        }
+    }
+
+    /// Evaluation order class: direct bitmaps first, then unions, then ranges and scans.
+    fn cost_class(&self) -> u8 {
+        match self {
+            Resolved::Leaf(Pred::Const(false)) => 0,
+            Resolved::Rows(_) => 0,
+            Resolved::Leaf(Pred::Text { values, .. }) if values.len() == 1 => 1,
+            Resolved::Leaf(
+                Pred::Bool { value: true, .. } | Pred::NotNull { .. } | Pred::Const(true),
+            ) => 1,
+            Resolved::Leaf(Pred::Text { .. } | Pred::TextAll { .. } | Pred::Bool { .. }) => 2,
+            Resolved::Leaf(Pred::Int { .. } | Pred::IntBetween { .. } | Pred::IntIn { .. }) => 3,
+            Resolved::Or(_) | Resolved::And(_) | Resolved::Not(_) => 3,
+            Resolved::Leaf(Pred::TextRange { .. }) => 4,
+            Resolved::Leaf(_) => 5,
+        }
+    }
+}
+
+fn empty<'a>() -> Bits<'a> {
+    Cow::Owned(RoaringBitmap::new())
+}
+
+/// The rows of `shard` satisfying `pred`, looking only within `within` when given.
+pub fn eval<'a>(
+    pred: &Resolved,
+    shard: &'a ShardSnapshot,
+    within: Option<&RoaringBitmap>,
+) -> QueryResult<Bits<'a>> {
+    if let Some(d) = pred.direct(shard) {
+        return Ok(d);
+    }
+    let live = shard.live();
+    Ok(match pred {
+        Resolved::Rows(rows) => Cow::Owned(rows & live),
+        Resolved::Not(inner) => {
+            let base = within.unwrap_or(live);
+            let inner = eval(inner, shard, Some(base))?;
+            Cow::Owned(base - inner.as_ref())
+        }
+        Resolved::And(parts) => eval_and(parts, shard, within)?,
+        Resolved::Or(parts) => {
+            let mut acc = RoaringBitmap::new();
+            for p in parts {
+                acc |= eval(p, shard, within)?.as_ref();
+            }
+            Cow::Owned(acc)
+        }
+        Resolved::Leaf(leaf) => eval_leaf(leaf, shard, within)?,
+    })
+}
+
+/// Orders AND operands: positives by cost class then actual size, negatives last.
+fn and_order<'p>(
+    parts: &'p [Resolved],
+    shard: &ShardSnapshot,
+) -> (Vec<&'p Resolved>, Vec<&'p Resolved>) {
+    let (mut positives, negatives): (Vec<&Resolved>, Vec<&Resolved>) =
+        parts.iter().partition(|p| !matches!(p, Resolved::Not(_)));
+    positives.sort_by_key(|p| {
+        let size = p.direct(shard).map_or(u64::MAX, |b| b.len());
+        (p.cost_class(), size)
+    });
+    let negatives = negatives
+        .into_iter()
+        .map(|n| match n {
+            Resolved::Not(inner) => inner.as_ref(),
+            other => other,
+        })
+        .collect();
+    (positives, negatives)
+}
+
+fn eval_and<'a>(
+    parts: &[Resolved],
+    shard: &'a ShardSnapshot,
+    within: Option<&RoaringBitmap>,
+) -> QueryResult<Bits<'a>> {
+    let (positives, negatives) = and_order(parts, shard);
+    let mut acc: Bits<'a> = match (positives.first(), within) {
+        (Some(first), _) => {
+            let b = eval(first, shard, within)?;
+            match within {
+                Some(w) => Cow::Owned(b.as_ref() & w),
+                None => b,
+            }
+        }
+        (None, Some(w)) => Cow::Owned(w & shard.live()),
+        (None, None) => Cow::Borrowed(shard.live()),
+    };
+    for p in positives.iter().skip(1) {
+        if acc.is_empty() {
+            return Ok(acc);
+        }
+        let next = eval(p, shard, Some(&acc))?;
+        acc = Cow::Owned(acc.as_ref() & next.as_ref());
+    }
+    for n in negatives {
+        if acc.is_empty() {
+            return Ok(acc);
+        }
+        let drop = eval(n, shard, Some(&acc))?;
+        acc = Cow::Owned(acc.as_ref() - drop.as_ref());
+    }
+    Ok(acc)
+}
+
+fn float_matches(op: CmpOp, v: f64, x: f64) -> bool {
+    match op {
+        CmpOp::Eq => v == x,
+        CmpOp::Ne => v != x,
+        CmpOp::Lt => v < x,
+        CmpOp::Le => v <= x,
+        CmpOp::Gt => v > x,
+        CmpOp::Ge => v >= x,
+    }
+}
+
+fn scan_floats<'a>(
+    shard: &ShardSnapshot,
+    col: usize,
+    within: Option<&RoaringBitmap>,
+    keep: impl Fn(f64) -> bool,
+) -> QueryResult<Bits<'a>> {
+    let Some(exists) = shard.exists(col) else {
+        return Ok(empty());
+    };
+    let candidates = match within {
+        Some(w) => exists & w,
+        None => exists.clone(),
+    };
+    let mut out = RoaringBitmap::new();
+    for row in candidates.iter() {
+        if let Value::Float(v) = shard.value(col, row)? {
+            if keep(v) {
+                out.insert(row);
+            }
+        }
+    }
+    Ok(Cow::Owned(out))
+}
+
+fn eval_leaf<'a>(
+    leaf: &Pred,
+    shard: &'a ShardSnapshot,
+    within: Option<&RoaringBitmap>,
+) -> QueryResult<Bits<'a>> {
+    Ok(match leaf {
+        Pred::Const(true) => Cow::Borrowed(shard.live()),
+        Pred::Const(false) => empty(),
+        Pred::Text { col, values } => {
+            let mut acc = RoaringBitmap::new();
+            for v in values {
+                if let Some(b) = shard.value_bitmap(*col, v) {
+                    acc |= b;
+                }
+            }
+            Cow::Owned(acc)
+        }
+        Pred::TextAll { col, values } => {
+            let mut bitmaps = Vec::with_capacity(values.len());
+            for v in values {
+                match shard.value_bitmap(*col, v) {
+                    Some(b) => bitmaps.push(b),
+                    None => return Ok(empty()),
+                }
+            }
+            bitmaps.sort_by_key(|b| b.len());
+            let mut acc = match (bitmaps.first(), within) {
+                (Some(first), Some(w)) => *first & w,
+                (Some(first), None) => (*first).clone(),
+                (None, _) => return Ok(Cow::Borrowed(shard.live())),
+            };
+            for b in bitmaps.iter().skip(1) {
+                if acc.is_empty() {
+                    break;
+                }
+                acc &= *b;
+            }
+            Cow::Owned(acc)
+        }
+        Pred::TextRange { col, op, value } => {
+            let mut acc = RoaringBitmap::new();
+            for (v, b) in shard.values(*col) {
+                let keep = match op {
+                    CmpOp::Lt => v < value.as_str(),
+                    CmpOp::Le => v <= value.as_str(),
+                    CmpOp::Gt => v > value.as_str(),
+                    CmpOp::Ge => v >= value.as_str(),
+                    CmpOp::Eq => v == value.as_str(),
+                    CmpOp::Ne => v != value.as_str(),
+                };
+                if keep {
+                    acc |= b;
+                }
+            }
+            Cow::Owned(acc)
+        }
+        Pred::Bool { col, value } => match shard.bool_bitmap(*col, *value) {
+            Some(b) => Cow::Owned(b),
+            None => empty(),
+        },
+        Pred::Int { col, op, value } => match shard.bsi(*col) {
+            Some(bsi) => Cow::Owned(bsi.compare(*op, *value, within)),
+            None => empty(),
+        },
+        Pred::IntBetween { col, low, high } => match shard.bsi(*col) {
+            Some(bsi) => Cow::Owned(bsi.between(*low, *high, within)),
+            None => empty(),
+        },
+        Pred::IntIn { col, values } => match shard.bsi(*col) {
+            Some(bsi) => {
+                let mut acc = RoaringBitmap::new();
+                for v in values {
+                    acc |= bsi.compare(Comparison::Eq, *v, within);
+                }
+                Cow::Owned(acc)
+            }
+            None => empty(),
+        },
+        Pred::Float { col, op, value } => {
+            scan_floats(shard, *col, within, |v| float_matches(*op, v, *value))?
+        }
+        Pred::FloatBetween { col, low, high } => {
+            scan_floats(shard, *col, within, |v| *low <= v && v <= *high)?
+        }
+        Pred::FloatIn { col, values } => scan_floats(shard, *col, within, |v| values.contains(&v))?,
+        Pred::NotNull { col } => match shard.exists(*col) {
+            Some(b) => Cow::Borrowed(b),
+            None => empty(),
+        },
+        // Resolved into rows before execution.
+        Pred::Keys { .. } => empty(),
+        Pred::Not(_) | Pred::And(_) | Pred::Or(_) => {
+            return Err(QueryError::Limit(
+                "internal error: an unresolved predicate reached a shard".into(),
+            ))
+        }
+    })
+}
+
+/// Number of rows of `shard` satisfying `pred`, without materialising the
+/// last bitmap where it can be avoided.
+pub fn count(pred: &Resolved, shard: &ShardSnapshot) -> QueryResult<u64> {
+    if let Some(d) = pred.direct(shard) {
+        return Ok(d.len());
+    }
+    match pred {
+        Resolved::Not(inner) => Ok(shard.live().len() - count(inner, shard)?),
+        Resolved::And(parts) if parts.len() >= 2 => {
+            let (positives, negatives) = and_order(parts, shard);
+            // Everything but the last step, then count the last step.
+            let mut steps: Vec<(bool, &Resolved)> = positives.iter().map(|p| (true, *p)).collect();
+            steps.extend(negatives.iter().map(|n| (false, *n)));
+            let (last_positive, last) = match steps.pop() {
+                Some(s) => s,
+                None => return Ok(shard.live().len()),
+            };
+            let acc = if steps.is_empty() {
+                Cow::Borrowed(shard.live())
+            } else {
+                let rebuilt: Vec<Resolved> = steps
+                    .iter()
+                    .map(|(pos, p)| {
+                        if *pos {
+                            (*p).clone()
+                        } else {
+                            Resolved::Not(Box::new((*p).clone()))
+                        }
+                    })
+                    .collect();
+                eval_and(&rebuilt, shard, None)?
+            };
+            if acc.is_empty() {
+                return Ok(0);
+            }
+            let other = match last.direct(shard) {
+                Some(d) => d,
+                None => eval(last, shard, Some(&acc))?,
+            };
+            Ok(if last_positive {
+                acc.intersection_len(&other)
+            } else {
+                acc.difference_len(&other)
+            })
+        }
+        Resolved::Or(parts) if parts.len() == 2 => {
+            let a = match parts[0].direct(shard) {
+                Some(d) => d,
+                None => eval(&parts[0], shard, None)?,
+            };
+            let b = match parts[1].direct(shard) {
+                Some(d) => d,
+                None => eval(&parts[1], shard, None)?,
+            };
+            Ok(a.union_len(&b))
+        }
+        other => Ok(eval(other, shard, None)?.len()),
+    }
+}
+
+/// The running state of one aggregate.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggState {
+    Count(u64),
+    IntSum { sum: i128, count: u64 },
+    FloatSum { sum: f64, count: u64 },
+    IntMin(Option<i64>),
+    IntMax(Option<i64>),
+    FloatMin(Option<f64>),
+    FloatMax(Option<f64>),
+    TextMin(Option<String>),
+    TextMax(Option<String>),
+}
+
+impl AggState {
+    pub fn new(agg: &Agg) -> AggState {
+        let float = agg.ty == ColumnType::Float;
+        match agg.func {
+            AggFn::Count => AggState::Count(0),
+            AggFn::Sum | AggFn::Avg if float => AggState::FloatSum { sum: 0.0, count: 0 },
+            AggFn::Sum | AggFn::Avg => AggState::IntSum { sum: 0, count: 0 },
+            AggFn::Min if float => AggState::FloatMin(None),
+            AggFn::Max if float => AggState::FloatMax(None),
+            AggFn::Min if agg.ty == ColumnType::Text => AggState::TextMin(None),
+            AggFn::Max if agg.ty == ColumnType::Text => AggState::TextMax(None),
+            AggFn::Min => AggState::IntMin(None),
+            AggFn::Max => AggState::IntMax(None),
+        }
+    }
+
+    /// Combines another shard's state into this one.
+    pub fn merge(&mut self, other: AggState) {
+        fn pick<T: PartialOrd>(a: &mut Option<T>, b: Option<T>, want_max: bool) {
+            if let Some(b) = b {
+                let better = match a {
+                    None => true,
+                    Some(a) => (want_max && b > *a) || (!want_max && b < *a),
+                };
+                if better {
+                    *a = Some(b);
+                }
+            }
+        }
+        match (self, other) {
+            (AggState::Count(a), AggState::Count(b)) => *a += b,
+            (AggState::IntSum { sum, count }, AggState::IntSum { sum: s, count: c }) => {
+                *sum += s;
+                *count += c;
+            }
+            (AggState::FloatSum { sum, count }, AggState::FloatSum { sum: s, count: c }) => {
+                *sum += s;
+                *count += c;
+            }
+            (AggState::IntMin(a), AggState::IntMin(b)) => pick(a, b, false),
+            (AggState::IntMax(a), AggState::IntMax(b)) => pick(a, b, true),
+            (AggState::FloatMin(a), AggState::FloatMin(b)) => pick(a, b, false),
+            (AggState::FloatMax(a), AggState::FloatMax(b)) => pick(a, b, true),
+            (AggState::TextMin(a), AggState::TextMin(b)) => pick(a, b, false),
+            (AggState::TextMax(a), AggState::TextMax(b)) => pick(a, b, true),
+            _ => {}
+        }
+    }
+
+    /// The final value.
+    pub fn finish(&self, agg: &Agg) -> QueryResult<Value> {
+        Ok(match self {
+            AggState::Count(n) => Value::Int(*n as i64),
+            AggState::IntSum { count: 0, .. } | AggState::FloatSum { count: 0, .. } => Value::Null,
+            AggState::IntSum { sum, count } => match agg.func {
+                AggFn::Avg => Value::Float(*sum as f64 / *count as f64),
+                _ => Value::Int(
+                    i64::try_from(*sum)
+                        .map_err(|_| QueryError::Limit("SUM overflows a 64-bit integer".into()))?,
+                ),
+            },
+            AggState::FloatSum { sum, count } => match agg.func {
+                AggFn::Avg => Value::Float(sum / *count as f64),
+                _ => Value::Float(*sum),
+            },
+            AggState::IntMin(v) | AggState::IntMax(v) => match (v, agg.ty) {
+                (None, _) => Value::Null,
+                (Some(v), ColumnType::Timestamp) => Value::Timestamp(*v),
+                (Some(v), _) => Value::Int(*v),
+            },
+            AggState::FloatMin(v) | AggState::FloatMax(v) => v.map_or(Value::Null, Value::Float),
+            AggState::TextMin(v) | AggState::TextMax(v) => {
+                v.clone().map_or(Value::Null, Value::Text)
+            }
+        })
+    }
+}
+
+/// The state of `agg` over the rows `rows` of `shard` (`count` is |rows|, known by the caller).
+pub fn aggregate(agg: &Agg, shard: &ShardSnapshot, rows: &RoaringBitmap) -> QueryResult<AggState> {
+    let mut state = AggState::new(agg);
+    let Some(col) = agg.column else {
+        if let AggState::Count(n) = &mut state {
+            *n = rows.len();
+        }
+        return Ok(state);
+    };
+    match &mut state {
+        AggState::Count(n) => *n = shard.exists(col).map_or(0, |e| e.intersection_len(rows)),
+        AggState::IntSum { sum, count } => {
+            if let Some(bsi) = shard.bsi(col) {
+                *sum = bsi.sum(rows);
+                *count = bsi.count(rows);
+            }
+        }
+        AggState::IntMin(v) => *v = shard.bsi(col).and_then(|b| b.min(rows)),
+        AggState::IntMax(v) => *v = shard.bsi(col).and_then(|b| b.max(rows)),
+        AggState::FloatSum { sum, count } => {
+            for_each_float(shard, col, rows, |x| {
+                *sum += x;
+                *count += 1;
+            })?;
+        }
+        AggState::FloatMin(v) => for_each_float(shard, col, rows, |x| {
+            if v.is_none_or(|m| x < m) {
+                *v = Some(x);
+            }
+        })?,
+        AggState::FloatMax(v) => for_each_float(shard, col, rows, |x| {
+            if v.is_none_or(|m| x > m) {
+                *v = Some(x);
+            }
+        })?,
+        AggState::TextMin(v) | AggState::TextMax(v) => {
+            let want_max = matches!(agg.func, AggFn::Max);
+            let mut present: Vec<&str> = shard
+                .values(col)
+                .into_iter()
+                .filter(|(_, b)| b.intersection_len(rows) > 0)
+                .map(|(s, _)| s)
+                .collect();
+            present.sort_unstable();
+            let pick = if want_max {
+                present.last()
+            } else {
+                present.first()
+            };
+            *v = pick.map(|s| s.to_string());
+        }
+    }
+    Ok(state)
+}
+
+fn for_each_float(
+    shard: &ShardSnapshot,
+    col: usize,
+    rows: &RoaringBitmap,
+    mut f: impl FnMut(f64),
+) -> QueryResult<()> {
+    let Some(exists) = shard.exists(col) else {
+        return Ok(());
+    };
+    for row in (rows & exists).iter() {
+        if let Value::Float(x) = shard.value(col, row)? {
+            f(x);
+        }
+    }
+    Ok(())
+}
+
+/// The values of `fields` for one row.
+pub fn read_fields(shard: &ShardSnapshot, row: u32, fields: &[Field]) -> QueryResult<Vec<Value>> {
+    fields
+        .iter()
+        .map(|f| match f {
+            Field::Id => Ok(shard.id(row)?.map_or(Value::Null, Value::Text)),
+            Field::Column(c) => Ok(shard.value(*c, row)?),
+        })
+        .collect()
+}

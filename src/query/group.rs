@@ -1,0 +1,217 @@
+//! GROUP BY over bitmaps: per shard, the filter is split by each key
+//! column's value bitmaps (a profile with a SET<TEXT> key counts once for
+//! every value it holds; profiles with no value form the NULL group), and
+//! aggregates run per group; shards merge by key.
+//!
+//! Invariant: when every output is COUNT(*), the innermost level counts
+//! with `intersection_len` and never builds the group's bitmap.
+
+use super::bind::{Agg, GroupOut};
+use super::error::QueryResult;
+use super::exec::{aggregate, AggState};
+use crate::engine::{ShardSnapshot, Value};
+use crate::storage::schema::{ColumnType, TableSchema};
+use roaring::RoaringBitmap;
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+/// One part of a group key. Orders NULL last.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub enum KeyPart {
+    Bool(bool),
+    Text(String),
+    Null,
+}
+
+impl KeyPart {
+    pub fn value(&self) -> Value {
+        match self {
+            KeyPart::Bool(b) => Value::Bool(*b),
+            KeyPart::Text(s) => Value::Text(s.clone()),
+            KeyPart::Null => Value::Null,
+        }
+    }
+}
+
+pub type Groups = BTreeMap<Vec<KeyPart>, Vec<AggState>>;
+
+fn aggs(outputs: &[GroupOut]) -> Vec<&Agg> {
+    outputs
+        .iter()
+        .filter_map(|o| match o {
+            GroupOut::Agg(a) => Some(a),
+            GroupOut::Key(_) => None,
+        })
+        .collect()
+}
+
+/// The groups of one shard within `rows`.
+pub fn group_shard(
+    schema: &TableSchema,
+    keys: &[usize],
+    outputs: &[GroupOut],
+    shard: &ShardSnapshot,
+    rows: &RoaringBitmap,
+) -> QueryResult<Groups> {
+    let aggs = aggs(outputs);
+    let count_only = aggs.iter().all(|a| a.column.is_none());
+    let mut out = Groups::new();
+    let mut key = Vec::with_capacity(keys.len());
+    descend(
+        schema, keys, &aggs, count_only, shard, rows, &mut key, &mut out,
+    )?;
+    Ok(out)
+}
+
+/// Splits `rows` by the values of one key column.
+fn partitions<'s>(
+    schema: &TableSchema,
+    col: usize,
+    shard: &'s ShardSnapshot,
+) -> Vec<(KeyPart, std::borrow::Cow<'s, RoaringBitmap>)> {
+    use std::borrow::Cow;
+    let mut parts = Vec::new();
+    match schema.columns[col].ty {
+        ColumnType::Bool => {
+            for v in [false, true] {
+                if let Some(b) = shard.bool_bitmap(col, v) {
+                    parts.push((KeyPart::Bool(v), Cow::Owned(b)));
+                }
+            }
+            let exists = shard.exists(col).cloned().unwrap_or_default();
+            parts.push((KeyPart::Null, Cow::Owned(shard.live() - &exists)));
+        }
+        ty => {
+            let mut any = RoaringBitmap::new();
+            for (v, b) in shard.values(col) {
+                if ty == ColumnType::TextSet {
+                    any |= b;
+                }
+                parts.push((KeyPart::Text(v.to_string()), Cow::Borrowed(b)));
+            }
+            let holders = if ty == ColumnType::TextSet {
+                any
+            } else {
+                shard.exists(col).cloned().unwrap_or_default()
+            };
+            parts.push((KeyPart::Null, Cow::Owned(shard.live() - &holders)));
+        }
+    }
+    parts
+}
+
+#[allow(clippy::too_many_arguments)]
+fn descend(
+    schema: &TableSchema,
+    keys: &[usize],
+    aggs: &[&Agg],
+    count_only: bool,
+    shard: &ShardSnapshot,
+    rows: &RoaringBitmap,
+    key: &mut Vec<KeyPart>,
+    out: &mut Groups,
+) -> QueryResult<()> {
+    let depth = key.len();
+    let last = depth + 1 == keys.len();
+    for (part, bitmap) in partitions(schema, keys[depth], shard) {
+        if last && count_only {
+            let n = rows.intersection_len(&bitmap);
+            if n > 0 {
+                let mut k = key.clone();
+                k.push(part);
+                out.insert(k, aggs.iter().map(|_| AggState::Count(n)).collect());
+            }
+            continue;
+        }
+        let sub: RoaringBitmap = rows & &*bitmap;
+        if sub.is_empty() {
+            continue;
+        }
+        key.push(part);
+        if last {
+            let states = aggs
+                .iter()
+                .map(|a| aggregate(a, shard, &sub))
+                .collect::<QueryResult<Vec<_>>>()?;
+            out.insert(key.clone(), states);
+        } else {
+            descend(schema, keys, aggs, count_only, shard, &sub, key, out)?;
+        }
+        key.pop();
+    }
+    Ok(())
+}
+
+/// Merges shard groups into `into`.
+pub fn merge(into: &mut Groups, from: Groups) {
+    for (k, states) in from {
+        match into.get_mut(&k) {
+            Some(existing) => {
+                for (a, b) in existing.iter_mut().zip(states) {
+                    a.merge(b);
+                }
+            }
+            None => {
+                into.insert(k, states);
+            }
+        }
+    }
+}
+
+/// Orders values for ORDER BY: NULL after everything, numbers numerically.
+pub fn compare_values(a: &Value, b: &Value) -> Ordering {
+    use Value::*;
+    match (a, b) {
+        (Null, Null) => Ordering::Equal,
+        (Null, _) => Ordering::Greater,
+        (_, Null) => Ordering::Less,
+        (Int(x) | Timestamp(x), Int(y) | Timestamp(y)) => x.cmp(y),
+        (Float(x), Float(y)) => x.total_cmp(y),
+        (Int(x) | Timestamp(x), Float(y)) => (*x as f64).total_cmp(y),
+        (Float(x), Int(y) | Timestamp(y)) => x.total_cmp(&(*y as f64)),
+        (Text(x), Text(y)) => x.cmp(y),
+        (Bool(x), Bool(y)) => x.cmp(y),
+        (Set(x), Set(y)) => x.cmp(y),
+        _ => Ordering::Equal,
+    }
+}
+
+/// Final rows of a grouped query: outputs per group, ordered, limited.
+pub fn finish(
+    groups: Groups,
+    outputs: &[GroupOut],
+    order: &[(usize, bool)],
+    limit: Option<u64>,
+) -> QueryResult<Vec<Vec<Value>>> {
+    let mut rows = Vec::with_capacity(groups.len());
+    for (key, states) in groups {
+        let mut agg_i = 0;
+        let mut row = Vec::with_capacity(outputs.len());
+        for o in outputs {
+            match o {
+                GroupOut::Key(k) => row.push(key[*k].value()),
+                GroupOut::Agg(a) => {
+                    row.push(states[agg_i].finish(a)?);
+                    agg_i += 1;
+                }
+            }
+        }
+        rows.push(row);
+    }
+    if !order.is_empty() {
+        rows.sort_by(|a, b| {
+            for (i, desc) in order {
+                let o = compare_values(&a[*i], &b[*i]);
+                let o = if *desc { o.reverse() } else { o };
+                if o != Ordering::Equal {
+                    return o;
+                }
+            }
+            Ordering::Equal
+        });
+    }
+    if let Some(n) = limit {
+        rows.truncate(n.min(usize::MAX as u64) as usize);
+    }
+    Ok(rows)
+}

@@ -1,0 +1,144 @@
+//! Running a bound query against a snapshot: aggregates and groups are
+//! computed per shard in parallel and merged; row queries stream shard by
+//! shard, holding one shard's filter bitmap at a time.
+
+use super::bind::{Field, Query, Shape};
+use super::error::QueryResult;
+use super::exec::{
+    aggregate, count, eval, per_shard, read_fields, resolve_keys, AggState, Resolved,
+};
+use super::group::{finish, group_shard, merge, Groups};
+use super::output::{Output, Rows};
+use crate::engine::{ShardSnapshot, Snapshot, TableSnapshot, Value};
+use roaring::RoaringBitmap;
+
+/// The rows of `shard` the filter selects (all live rows without one).
+pub fn selected(filter: Option<&Resolved>, shard: &ShardSnapshot) -> QueryResult<RoaringBitmap> {
+    Ok(match filter {
+        Some(f) => eval(f, shard, None)?.into_owned(),
+        None => shard.live().clone(),
+    })
+}
+
+pub fn run_query(snapshot: &Snapshot, query: Query) -> QueryResult<Output> {
+    let table = snapshot.table(&query.table)?;
+    let filter = query.filter.as_ref().map(|f| resolve_keys(f, &table));
+    match query.shape {
+        Shape::Aggregates(aggs) => {
+            let count_star_only = aggs.iter().all(|a| a.column.is_none());
+            let per: Vec<Vec<AggState>> = per_shard(&table, |shard| {
+                if count_star_only {
+                    let n = match &filter {
+                        Some(f) => count(f, shard)?,
+                        None => shard.live().len(),
+                    };
+                    return Ok(aggs.iter().map(|_| AggState::Count(n)).collect());
+                }
+                let rows = selected(filter.as_ref(), shard)?;
+                aggs.iter().map(|a| aggregate(a, shard, &rows)).collect()
+            })?;
+            let mut total: Vec<AggState> = aggs.iter().map(AggState::new).collect();
+            for shard_states in per {
+                for (t, s) in total.iter_mut().zip(shard_states) {
+                    t.merge(s);
+                }
+            }
+            let row = total
+                .iter()
+                .zip(&aggs)
+                .map(|(s, a)| s.finish(a))
+                .collect::<QueryResult<Vec<Value>>>()?;
+            Ok(Output::Rows(Rows::from_vec(query.columns, vec![row])))
+        }
+        Shape::Groups {
+            keys,
+            outputs,
+            order,
+            limit,
+        } => {
+            let schema = &query.schema;
+            let per: Vec<Groups> = per_shard(&table, |shard| {
+                let rows = selected(filter.as_ref(), shard)?;
+                group_shard(schema, &keys, &outputs, shard, &rows)
+            })?;
+            let mut all = Groups::new();
+            for g in per {
+                merge(&mut all, g);
+            }
+            let rows = finish(all, &outputs, &order, limit)?;
+            Ok(Output::Rows(Rows::from_vec(query.columns, rows)))
+        }
+        Shape::Rows { fields, limit } => Ok(Output::Rows(Rows::new(
+            query.columns,
+            RowStream {
+                table,
+                filter,
+                fields,
+                next_shard: 0,
+                current: None,
+                remaining: limit,
+                done: false,
+            },
+        ))),
+    }
+}
+
+/// Streams the selected rows shard by shard.
+struct RowStream {
+    table: TableSnapshot,
+    filter: Option<Resolved>,
+    fields: Vec<Field>,
+    next_shard: usize,
+    current: Option<(ShardSnapshot, roaring::bitmap::IntoIter)>,
+    remaining: Option<u64>,
+    done: bool,
+}
+
+impl Iterator for RowStream {
+    type Item = QueryResult<Vec<Value>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        loop {
+            if self.done || self.remaining == Some(0) {
+                return None;
+            }
+            if let Some((shard, rows)) = &mut self.current {
+                if let Some(row) = rows.next() {
+                    if let Some(n) = &mut self.remaining {
+                        *n -= 1;
+                    }
+                    let result = read_fields(shard, row, &self.fields);
+                    if result.is_err() {
+                        self.done = true;
+                    }
+                    return Some(result);
+                }
+            }
+            let shard = self.table.shard(self.next_shard)?;
+            self.next_shard += 1;
+            match selected(self.filter.as_ref(), &shard) {
+                Ok(rows) => self.current = Some((shard, rows.into_iter())),
+                Err(e) => {
+                    self.done = true;
+                    return Some(Err(e));
+                }
+            }
+        }
+    }
+}
+
+/// The ids of the profiles a filter selects (for UPDATE and DELETE).
+pub fn matching_ids(
+    table: &TableSnapshot,
+    filter: Option<&super::bind::Pred>,
+) -> QueryResult<Vec<String>> {
+    let filter = filter.map(|f| resolve_keys(f, table));
+    let per = per_shard(table, |shard| {
+        let rows = selected(filter.as_ref(), shard)?;
+        rows.iter()
+            .filter_map(|row| shard.id(row).transpose())
+            .collect::<Result<Vec<String>, _>>()
+            .map_err(Into::into)
+    })?;
+    Ok(per.into_iter().flatten().collect())
+}

@@ -46,10 +46,26 @@ impl fmt::Display for Value {
             Value::Null => f.write_str("NULL"),
             Value::Text(s) => f.write_str(s),
             Value::Set(tags) => write!(f, "[{}]", tags.join(",")),
-            Value::Int(v) | Value::Timestamp(v) => write!(f, "{v}"),
+            Value::Int(v) => write!(f, "{v}"),
+            Value::Timestamp(v) => match chrono::DateTime::from_timestamp(*v, 0) {
+                Some(t) => write!(f, "{}", t.format("%Y-%m-%dT%H:%M:%SZ")),
+                None => write!(f, "{v}"),
+            },
             Value::Float(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_display_as_iso8601_utc() {
+        assert_eq!(Value::Timestamp(1_793_491_200).to_string(), "2026-11-01T00:00:00Z");
+        assert_eq!(Value::Timestamp(i64::MAX).to_string(), i64::MAX.to_string());
+        assert_eq!(Value::Set(vec!["a".into(), "b".into()]).to_string(), "[a,b]");
     }
 }
 

@@ -298,6 +298,27 @@ impl Drop for Database {
     }
 }
 
+/// Decodes a WAL record payload; for the fuzz targets only. True if it decodes.
+#[doc(hidden)]
+pub fn decode_record_for_fuzzing(payload: &[u8]) -> bool {
+    record::Record::decode(payload, 0).is_ok()
+}
+
+/// Opens and loads a part file as shard 0 of table 1 with one column of every
+/// type; for the fuzz targets only.
+#[doc(hidden)]
+pub fn load_part_for_fuzzing(path: &Path) -> Result<()> {
+    use crate::storage::schema::ColumnType::*;
+    let types = [Text, TextSet, Int, Timestamp, Float, Bool];
+    let base = Arc::new(base::BasePart::open(path, 1, 0, &types)?);
+    let shard = shard::ShardState::load(base.clone(), &types)?;
+    base.verify_blocks()?;
+    for row in shard.live.iter() {
+        shard.image(row)?;
+    }
+    Ok(())
+}
+
 fn background(inner: Arc<Inner>, receiver: Receiver<Background>) {
     let tick = match inner.options.durability {
         Durability::Interval(d) => d,

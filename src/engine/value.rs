@@ -63,9 +63,15 @@ mod tests {
 
     #[test]
     fn timestamps_display_as_iso8601_utc() {
-        assert_eq!(Value::Timestamp(1_793_491_200).to_string(), "2026-11-01T00:00:00Z");
+        assert_eq!(
+            Value::Timestamp(1_793_491_200).to_string(),
+            "2026-11-01T00:00:00Z"
+        );
         assert_eq!(Value::Timestamp(i64::MAX).to_string(), i64::MAX.to_string());
-        assert_eq!(Value::Set(vec!["a".into(), "b".into()]).to_string(), "[a,b]");
+        assert_eq!(
+            Value::Set(vec!["a".into(), "b".into()]).to_string(),
+            "[a,b]"
+        );
     }
 }
 

@@ -11,7 +11,7 @@ use super::error::QueryResult;
 use super::exec::{aggregate, AggState};
 use crate::engine::{ShardSnapshot, Value};
 use crate::storage::schema::{ColumnType, TableSchema};
-use roaring::RoaringBitmap;
+use roaring::{MultiOps, RoaringBitmap};
 use std::cmp::Ordering;
 use std::collections::BTreeMap;
 
@@ -82,18 +82,17 @@ fn partitions<'s>(
             parts.push((KeyPart::Null, Cow::Owned(shard.live() - &exists)));
         }
         ty => {
-            let mut any = RoaringBitmap::new();
-            for (v, b) in shard.values(col) {
-                if ty == ColumnType::TextSet {
-                    any |= b;
-                }
-                parts.push((KeyPart::Text(v.to_string()), Cow::Borrowed(b)));
-            }
+            let values = shard.values(col);
+            // Profiles holding at least one tag: one multi-way union (roaring
+            // accumulates in bitmap containers), not a chain of pairwise ORs.
             let holders = if ty == ColumnType::TextSet {
-                any
+                values.iter().map(|(_, b)| *b).union()
             } else {
                 shard.exists(col).cloned().unwrap_or_default()
             };
+            for (v, b) in values {
+                parts.push((KeyPart::Text(v.to_string()), Cow::Borrowed(b)));
+            }
             parts.push((KeyPart::Null, Cow::Owned(shard.live() - &holders)));
         }
     }

@@ -166,11 +166,10 @@ fn sql_q4() -> String {
     for t in Q4_TAGS {
         s += &format!("SELECT COUNT(*) FROM profiles WHERE interests HAS '{t}';");
     }
-    for i in 0..10 {
-        for j in i + 1..10 {
+    for (i, first) in Q4_TAGS.iter().enumerate() {
+        for second in &Q4_TAGS[i + 1..] {
             s += &format!(
-                "SELECT COUNT(*) FROM profiles WHERE interests HAS '{}' AND interests HAS '{}';",
-                Q4_TAGS[i], Q4_TAGS[j]
+                "SELECT COUNT(*) FROM profiles WHERE interests HAS '{first}' AND interests HAS '{second}';"
             );
         }
     }

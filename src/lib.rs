@@ -29,6 +29,7 @@
 
 pub mod cli;
 pub mod engine;
+pub mod protocol;
 pub mod query;
 pub mod storage;
 

@@ -28,9 +28,11 @@
 //! ```
 
 pub mod cli;
+pub mod client;
 pub mod engine;
 pub mod protocol;
 pub mod query;
+pub mod server;
 pub mod storage;
 
 pub use engine::{

@@ -3,7 +3,9 @@
 //! printed as one clear line on stderr, never as a panic.
 
 mod check;
+mod import;
 mod serve;
+mod shell;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -21,15 +23,12 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Open a data directory and serve it (the network server arrives with the server issue).
-    Serve {
-        /// The data directory (created if missing).
-        #[arg(long, default_value = DEFAULT_DATA_DIR)]
-        data_dir: PathBuf,
-        /// always | interval | interval:<ms> | off
-        #[arg(long, default_value = "always")]
-        durability: String,
-    },
+    /// Serve a data directory over the native protocol (until SIGINT/SIGTERM).
+    Serve(serve::ServeArgs),
+    /// Interactive CohortQL client (or run -c / -f / stdin non-interactively).
+    Shell(shell::ShellArgs),
+    /// Load a CSV or NDJSON file into a table through the server.
+    Import(import::ImportArgs),
     /// Verify every file of a data directory without changing it.
     Check {
         /// The data directory to verify.
@@ -42,10 +41,9 @@ pub enum Command {
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve {
-            data_dir,
-            durability,
-        } => serve::run(&data_dir, &durability),
+        Command::Serve(args) => serve::run(args),
+        Command::Shell(args) => shell::run(args),
+        Command::Import(args) => import::run(args),
         Command::Check { data_dir } => check::run(&data_dir),
     }
 }

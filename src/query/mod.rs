@@ -17,6 +17,7 @@ pub mod group;
 pub mod output;
 pub mod parse;
 pub mod run;
+pub mod users;
 
 pub use bind::OutColumn;
 pub use error::{Position, QueryError, QueryResult};

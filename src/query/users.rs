@@ -1,0 +1,50 @@
+//! Users of the database: `CREATE USER name PASSWORD '...' ROLE r` and
+//! `DROP USER name` store users in the `_users` system table (name as the
+//! key, role, argon2id hash), so they are durable like any data (WAL and
+//! checkpoints). Only the hash is kept; `SELECT` on `_users` shows hashes,
+//! never passwords.
+
+use argon2::password_hash::{
+    rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
+};
+use argon2::Argon2;
+
+/// The system table holding users.
+pub const USERS_TABLE: &str = "_users";
+/// The roles a user may have.
+pub const ROLES: &[&str] = &["admin", "writer", "analyst"];
+
+/// An argon2id PHC string for `password` with a random salt.
+pub fn hash_password(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("cannot hash the password: {e}"))
+}
+
+/// Whether `password` matches the PHC string `phc` (false for a malformed hash).
+pub fn verify_password(password: &str, phc: &str) -> bool {
+    match PasswordHash::new(phc) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(_) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hashes_verify_and_are_salted() {
+        let a = hash_password("s3cret").unwrap();
+        let b = hash_password("s3cret").unwrap();
+        assert_ne!(a, b, "salted");
+        assert!(a.starts_with("$argon2id$"));
+        assert!(verify_password("s3cret", &a));
+        assert!(!verify_password("s3cret!", &a));
+        assert!(!verify_password("s3cret", "not a hash"));
+    }
+}

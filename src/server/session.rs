@@ -1,0 +1,515 @@
+//! One client connection: handshake and authentication, then requests until
+//! Goodbye, an error that closes, idle timeout or shutdown.
+//!
+//! A reader task turns the socket into a channel of frames, so the session
+//! can wait on results, on the client (Cancel) and on timers at once without
+//! losing half-read frames. Each Query runs on the blocking pool
+//! ([`execute_request`]) and streams its messages back through a bounded
+//! channel; Cancel, the session's timeout and shutdown raise a flag the
+//! executor checks between statements and row batches.
+
+use super::auth::{any_users, authenticate};
+use super::{is_loopback, Shared};
+use crate::engine::Error as EngineError;
+use crate::protocol::codes;
+use crate::protocol::frame::{encode_frame, parse_header, Frame, FrameError};
+use crate::protocol::message::{ColumnInfo, Message, PROTOCOL_VERSION};
+use crate::protocol::rows::encode_rows;
+use crate::query::{parse, Output, QueryError};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
+use tokio::net::TcpStream;
+use tokio::sync::{broadcast, mpsc};
+
+/// Why a running request must stop.
+const RUNNING: u8 = 0;
+const CANCELLED: u8 = 1;
+const TIMED_OUT: u8 = 2;
+const SHUTTING_DOWN: u8 = 3;
+
+type FrameResult = Result<Frame, FrameError>;
+
+async fn read_frame(r: &mut BufReader<OwnedReadHalf>, max: u32) -> FrameResult {
+    let mut header = [0u8; 5];
+    match r.read_exact(&mut header).await {
+        Ok(_) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameError::Closed),
+        Err(e) => return Err(e.into()),
+    }
+    let length = u32::from_le_bytes([header[0], header[1], header[2], header[3]]);
+    let payload_len = parse_header(length, max)?;
+    let mut payload = vec![0u8; payload_len];
+    r.read_exact(&mut payload).await?;
+    Ok(Frame {
+        kind: header[4],
+        payload,
+    })
+}
+
+/// Reads frames until the connection ends or a frame is bad (sent last).
+fn spawn_reader(read: OwnedReadHalf, max: u32) -> mpsc::Receiver<FrameResult> {
+    let (tx, rx) = mpsc::channel(4);
+    tokio::spawn(async move {
+        let mut reader = BufReader::new(read);
+        loop {
+            let frame = read_frame(&mut reader, max).await;
+            let last = frame.is_err();
+            if tx.send(frame).await.is_err() || last {
+                break;
+            }
+        }
+    });
+    rx
+}
+
+struct Writer {
+    out: BufWriter<OwnedWriteHalf>,
+}
+
+impl Writer {
+    async fn send(&mut self, m: &Message) -> std::io::Result<()> {
+        let (kind, payload) = m.encode();
+        self.out.write_all(&encode_frame(kind, &payload)).await
+    }
+    async fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush().await
+    }
+    async fn error(&mut self, code: u16, message: impl Into<String>) -> std::io::Result<()> {
+        self.send(&Message::Error {
+            code,
+            message: message.into(),
+            line: 0,
+            column: 0,
+        })
+        .await?;
+        self.flush().await
+    }
+}
+
+pub(crate) async fn run(
+    shared: Arc<Shared>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    mut stop: broadcast::Receiver<()>,
+) {
+    let config = &shared.config;
+    let (read, write) = socket.into_split();
+    let mut frames = spawn_reader(read, config.max_frame_bytes);
+    let mut w = Writer {
+        out: BufWriter::with_capacity(1 << 16, write),
+    };
+    // Handshake.
+    let first = tokio::time::timeout(config.idle_timeout, frames.recv()).await;
+    let hello = match first {
+        Ok(Some(Ok(frame))) => Message::decode(frame.kind, &frame.payload),
+        Ok(Some(Err(FrameError::TooLarge { length, max }))) => {
+            let _ = w
+                .error(
+                    codes::FRAME_TOO_LARGE,
+                    format!("frame of {length} bytes exceeds the maximum of {max}"),
+                )
+                .await;
+            return;
+        }
+        Ok(_) => return,
+        Err(_) => {
+            let _ = w
+                .error(codes::IDLE_TIMEOUT, "no Hello within the idle timeout")
+                .await;
+            return;
+        }
+    };
+    let (user, password) = match hello {
+        Ok(Message::Hello {
+            version,
+            user,
+            password,
+            ..
+        }) => {
+            if version == 0 || version > PROTOCOL_VERSION {
+                let _ = w
+                    .error(codes::PROTOCOL, format!("protocol version {version} is not supported (this server speaks 1..={PROTOCOL_VERSION})"))
+                    .await;
+                return;
+            }
+            (user, password)
+        }
+        Ok(_) => {
+            let _ = w
+                .error(
+                    codes::AUTH_REQUIRED,
+                    "the first message must be Hello (authenticate before anything else)",
+                )
+                .await;
+            return;
+        }
+        Err(e) => {
+            let _ = w.error(codes::PROTOCOL, format!("bad Hello: {e}")).await;
+            return;
+        }
+    };
+    let role = {
+        let shared = shared.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            if any_users(&shared.config.users, &shared.db) {
+                authenticate(&shared.config.users, &shared.db, &user, &password)
+                    .ok_or("authentication failed: unknown user or wrong password")
+            } else if is_loopback(&peer) || shared.config.allow_remote_without_auth {
+                Ok("admin".to_string())
+            } else {
+                Err("no users are defined, so only connections from this machine are accepted (define users, or start the server with --insecure-allow-remote)")
+            }
+        });
+        match task.await {
+            Ok(Ok(role)) => role,
+            Ok(Err(reason)) => {
+                let _ = w.error(codes::AUTH_FAILED, reason).await;
+                return;
+            }
+            Err(_) => {
+                let _ = w
+                    .error(
+                        codes::INTERNAL,
+                        "authentication failed with an internal error",
+                    )
+                    .await;
+                return;
+            }
+        }
+    };
+    if w.send(&Message::Welcome {
+        version: PROTOCOL_VERSION,
+        server: format!("cohortdb {}", env!("CARGO_PKG_VERSION")),
+        session: id,
+        role,
+    })
+    .await
+    .is_err()
+        || w.flush().await.is_err()
+    {
+        return;
+    }
+    let mut timeout = config.query_timeout;
+    loop {
+        let next = tokio::select! {
+            _ = stop.recv() => {
+                let _ = w.error(codes::SHUTTING_DOWN, "the server is shutting down").await;
+                return;
+            }
+            next = tokio::time::timeout(config.idle_timeout, frames.recv()) => next,
+        };
+        let frame = match next {
+            Err(_) => {
+                let _ = w
+                    .error(
+                        codes::IDLE_TIMEOUT,
+                        format!(
+                            "idle for more than {} s; closing",
+                            config.idle_timeout.as_secs()
+                        ),
+                    )
+                    .await;
+                return;
+            }
+            Ok(None) | Ok(Some(Err(FrameError::Closed))) => return,
+            Ok(Some(Err(FrameError::TooLarge { length, max }))) => {
+                let _ = w
+                    .error(
+                        codes::FRAME_TOO_LARGE,
+                        format!("frame of {length} bytes exceeds the maximum of {max}"),
+                    )
+                    .await;
+                return;
+            }
+            Ok(Some(Err(e))) => {
+                let _ = w.error(codes::PROTOCOL, format!("bad frame: {e}")).await;
+                return;
+            }
+            Ok(Some(Ok(frame))) => frame,
+        };
+        let message = match Message::decode(frame.kind, &frame.payload) {
+            Ok(m) => m,
+            Err(e) => {
+                let _ = w.error(codes::PROTOCOL, format!("bad message: {e}")).await;
+                return;
+            }
+        };
+        let ok = match message {
+            Message::Query { text } => {
+                if text.len() > config.max_statement_bytes {
+                    let _ = w
+                        .send(&Message::Error {
+                            code: codes::STATEMENT_TOO_LARGE,
+                            message: format!(
+                                "the query text is {} bytes; the maximum is {} (split it, or raise --max-statement-bytes)",
+                                text.len(),
+                                config.max_statement_bytes
+                            ),
+                            line: 0,
+                            column: 0,
+                        })
+                        .await;
+                    w.send(&Message::Ready).await.is_ok()
+                } else {
+                    run_request(&shared, text, timeout, &mut w, &mut frames, &mut stop)
+                        .await
+                        .unwrap_or_default()
+                }
+            }
+            Message::Ping => w.send(&Message::Pong).await.is_ok(),
+            Message::Cancel => true,
+            Message::SetOption { name, value } => {
+                let result = match name.as_str() {
+                    "timeout_ms" => match value.parse::<u64>() {
+                        Ok(0) => {
+                            timeout = None;
+                            Ok(())
+                        }
+                        Ok(ms) => {
+                            timeout = Some(Duration::from_millis(ms));
+                            Ok(())
+                        }
+                        Err(_) => Err(format!(
+                            "timeout_ms takes a whole number of milliseconds, not {value:?}"
+                        )),
+                    },
+                    other => Err(format!("unknown option {other:?} (known: timeout_ms)")),
+                };
+                if let Err(message) = result {
+                    let _ = w
+                        .send(&Message::Error {
+                            code: codes::BIND,
+                            message,
+                            line: 0,
+                            column: 0,
+                        })
+                        .await;
+                }
+                w.send(&Message::Ready).await.is_ok()
+            }
+            Message::Goodbye => return,
+            other => {
+                let _ = w
+                    .error(codes::PROTOCOL, format!("a client may not send {other:?}"))
+                    .await;
+                return;
+            }
+        };
+        if !ok || w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Runs one request; returns whether the connection stays open.
+async fn run_request(
+    shared: &Arc<Shared>,
+    text: String,
+    timeout: Option<Duration>,
+    w: &mut Writer,
+    frames: &mut mpsc::Receiver<FrameResult>,
+    stop: &mut broadcast::Receiver<()>,
+) -> std::io::Result<bool> {
+    let flag = Arc::new(AtomicU8::new(RUNNING));
+    let (tx, mut rx) = mpsc::channel::<Message>(8);
+    let db = shared.db.clone();
+    let batch_rows = shared.config.batch_rows;
+    let worker = {
+        let flag = flag.clone();
+        tokio::task::spawn_blocking(move || execute_request(&db, &text, &tx, &flag, batch_rows))
+    };
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    let mut keep_open = true;
+    let mut client_gone = false;
+    loop {
+        tokio::select! {
+            message = rx.recv() => match message {
+                // Ready ends the request: the client may send its next message
+                // at once, and it must not be mistaken for one sent mid-request.
+                Some(Message::Ready) => {
+                    w.send(&Message::Ready).await?;
+                    break;
+                }
+                Some(m) => {
+                    w.send(&m).await?;
+                    if rx.is_empty() {
+                        w.flush().await?;
+                    }
+                }
+                None => break,
+            },
+            frame = frames.recv(), if !client_gone => match frame {
+                Some(Ok(f)) => match Message::decode(f.kind, &f.payload) {
+                    Ok(Message::Cancel) => { let _ = flag.compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst); }
+                    _ => {
+                        // Only Cancel may arrive while a request runs.
+                        let _ = flag.compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
+                        keep_open = false;
+                    }
+                },
+                _ => {
+                    let _ = flag.compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
+                    client_gone = true;
+                    keep_open = false;
+                }
+            },
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+                let _ = flag.compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst);
+            }
+            _ = stop.recv() => {
+                let _ = flag.compare_exchange(RUNNING, SHUTTING_DOWN, Ordering::SeqCst, Ordering::SeqCst);
+                keep_open = false;
+            }
+        }
+    }
+    let _ = worker.await;
+    w.flush().await?;
+    Ok(keep_open)
+}
+
+/// Maps a query error to a protocol code, message and position.
+fn error_message(e: &QueryError) -> Message {
+    let (line, column) = e
+        .position()
+        .map_or((0, 0), |p| (p.line as u32, p.column as u32));
+    let code = match e {
+        QueryError::Syntax { .. } => codes::SYNTAX,
+        QueryError::Bind { .. } | QueryError::Limit(_) => codes::BIND,
+        QueryError::Engine(engine) => match engine {
+            EngineError::TableNotFound(_)
+            | EngineError::TableExists(_)
+            | EngineError::ColumnNotFound { .. }
+            | EngineError::TypeMismatch { .. }
+            | EngineError::InvalidSchema(_) => codes::BIND,
+            EngineError::InvalidWrite(_) | EngineError::TableFull(_) => codes::WRITE_REFUSED,
+            EngineError::ReadOnly(_) => codes::READ_ONLY,
+            EngineError::Storage(s) if s.is_corruption() => codes::DATA_DAMAGED,
+            _ => codes::INTERNAL,
+        },
+    };
+    Message::Error {
+        code,
+        message: e.to_string(),
+        line,
+        column,
+    }
+}
+
+fn stopped(flag: &AtomicU8) -> Option<Message> {
+    let (code, message) = match flag.load(Ordering::SeqCst) {
+        RUNNING => return None,
+        CANCELLED => (codes::CANCELLED, "the query was cancelled"),
+        TIMED_OUT => (codes::TIMEOUT, "the query ran longer than the session's timeout (SetOption timeout_ms) and was stopped"),
+        _ => (codes::SHUTTING_DOWN, "the server is shutting down"),
+    };
+    Some(Message::Error {
+        code,
+        message: message.to_string(),
+        line: 0,
+        column: 0,
+    })
+}
+
+/// Runs every statement of `text`, sending Schema / RowBatch / Complete /
+/// Error and finally Ready. Runs on the blocking pool.
+fn execute_request(
+    db: &crate::engine::Database,
+    text: &str,
+    tx: &mpsc::Sender<Message>,
+    flag: &AtomicU8,
+    batch_rows: usize,
+) {
+    let send = |m: Message| tx.blocking_send(m).is_ok();
+    let statements = match parse::parse(text) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = send(error_message(&e)) && send(Message::Ready);
+            return;
+        }
+    };
+    'statements: for (i, s) in statements.iter().enumerate() {
+        if let Some(m) = stopped(flag) {
+            send(m);
+            break;
+        }
+        let started = Instant::now();
+        let output = match db.execute_statement(text, &s.statement) {
+            Ok(o) => o,
+            Err(e) => {
+                send(error_message(&e));
+                break;
+            }
+        };
+        match output {
+            Output::Done { tag, affected } => {
+                if !send(Message::Complete {
+                    statement: i as u32,
+                    tag: tag.to_string(),
+                    affected,
+                    micros: started.elapsed().as_micros() as u64,
+                }) {
+                    return;
+                }
+            }
+            Output::Rows(rows) => {
+                let types: Vec<_> = rows.columns.iter().map(|c| c.ty).collect();
+                let columns = rows
+                    .columns
+                    .iter()
+                    .map(|c| ColumnInfo {
+                        name: c.name.clone(),
+                        ty: c.ty,
+                    })
+                    .collect();
+                if !send(Message::Schema {
+                    statement: i as u32,
+                    columns,
+                }) {
+                    return;
+                }
+                let mut batch = Vec::with_capacity(batch_rows.min(4096));
+                let mut total = 0u64;
+                for row in rows {
+                    match row {
+                        Ok(r) => batch.push(r),
+                        Err(e) => {
+                            send(error_message(&e));
+                            break 'statements;
+                        }
+                    }
+                    if batch.len() >= batch_rows {
+                        if let Some(m) = stopped(flag) {
+                            send(m);
+                            break 'statements;
+                        }
+                        total += batch.len() as u64;
+                        if !send(Message::RowBatch(encode_rows(&types, &batch))) {
+                            return;
+                        }
+                        batch.clear();
+                    }
+                }
+                if !batch.is_empty() {
+                    total += batch.len() as u64;
+                    if !send(Message::RowBatch(encode_rows(&types, &batch))) {
+                        return;
+                    }
+                }
+                if !send(Message::Complete {
+                    statement: i as u32,
+                    tag: "SELECT".into(),
+                    affected: total,
+                    micros: started.elapsed().as_micros() as u64,
+                }) {
+                    return;
+                }
+            }
+        }
+    }
+    send(Message::Ready);
+}

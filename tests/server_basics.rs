@@ -56,3 +56,43 @@ fn statements_run_over_the_wire_and_data_survives_a_restart() {
     let r = c.execute("SELECT COUNT(*) FROM profiles").unwrap();
     assert_eq!(r[0].rows, vec![vec![Value::Int(3)]]);
 }
+
+#[test]
+fn users_created_in_cohortql_must_authenticate() {
+    let server = Server::start(&[]);
+    let mut admin = server.client();
+    admin
+        .execute(
+            "CREATE USER ann PASSWORD 'pa''ss' ROLE analyst; CREATE TABLE t (id TEXT PRIMARY KEY)",
+        )
+        .unwrap();
+    let err = admin
+        .execute("CREATE USER ann PASSWORD 'x' ROLE admin")
+        .unwrap_err();
+    assert!(err.to_string().contains("already exists"), "{err}");
+    let err = admin
+        .execute("CREATE USER bob PASSWORD 'x' ROLE boss")
+        .unwrap_err();
+    assert!(err.to_string().contains("unknown role boss"), "{err}");
+    // SHOW TABLES hides the system table; the hash is not the password.
+    let tables = admin.execute("SHOW TABLES").unwrap();
+    assert_eq!(tables[0].rows.len(), 1);
+    let hashes = admin.execute("SELECT password_hash FROM _users").unwrap();
+    assert!(matches!(&hashes[0].rows[0][0], Value::Text(h) if h.starts_with("$argon2id$")));
+    drop(admin);
+    // With a user defined, every connection authenticates.
+    assert_eq!(
+        server.client_as("", "").err().and_then(|e| e.code()),
+        Some(4001)
+    );
+    assert_eq!(
+        server
+            .client_as("ann", "wrong")
+            .err()
+            .and_then(|e| e.code()),
+        Some(4001)
+    );
+    let mut ann = server.client_as("ann", "pa'ss").unwrap();
+    assert_eq!(ann.role, "analyst");
+    ann.execute("DROP USER ann").unwrap();
+}

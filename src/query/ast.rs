@@ -194,6 +194,15 @@ pub enum Statement {
         name: Ident,
         if_exists: bool,
     },
+    CreateUser {
+        name: Ident,
+        password: String,
+        role: Ident,
+    },
+    DropUser {
+        name: Ident,
+        if_exists: bool,
+    },
     ShowTables,
     Describe {
         table: Ident,

@@ -155,6 +155,15 @@ pub enum Bound {
         name: String,
         if_exists: bool,
     },
+    CreateUser {
+        name: String,
+        password: String,
+        role: String,
+    },
+    DropUser {
+        name: String,
+        if_exists: bool,
+    },
     ShowTables,
     Describe(String),
     Insert {
@@ -281,6 +290,35 @@ pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryRe
             options,
         } => Bound::CreateTable(bind_create(&b, name, columns, options)?),
         Statement::DropTable { name, if_exists } => Bound::DropTable {
+            name: name.name.clone(),
+            if_exists: *if_exists,
+        },
+        Statement::CreateUser {
+            name,
+            password,
+            role,
+        } => {
+            let r = role.name.to_ascii_lowercase();
+            if !super::users::ROLES.contains(&r.as_str()) {
+                return Err(b.err(
+                    role.span,
+                    format!(
+                        "unknown role {}; roles are {}",
+                        role.name,
+                        super::users::ROLES.join(", ")
+                    ),
+                ));
+            }
+            if password.is_empty() {
+                return Err(b.err(name.span, "a user needs a non-empty password"));
+            }
+            Bound::CreateUser {
+                name: name.name.clone(),
+                password: password.clone(),
+                role: r,
+            }
+        }
+        Statement::DropUser { name, if_exists } => Bound::DropUser {
             name: name.name.clone(),
             if_exists: *if_exists,
         },

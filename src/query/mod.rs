@@ -63,10 +63,32 @@ impl Database {
                     affected: 0,
                 }
             }
+            Bound::CreateUser {
+                name,
+                password,
+                role,
+            } => {
+                users::create_user(self, &name, &password, &role)?;
+                Output::Done {
+                    tag: "CREATE USER",
+                    affected: 1,
+                }
+            }
+            Bound::DropUser { name, if_exists } => {
+                let dropped = users::drop_user(self, &name)?;
+                if !dropped && !if_exists {
+                    return Err(QueryError::Limit(format!("user {name} does not exist")));
+                }
+                Output::Done {
+                    tag: "DROP USER",
+                    affected: u64::from(dropped),
+                }
+            }
             Bound::ShowTables => {
                 let rows = snapshot
                     .tables()
                     .into_iter()
+                    .filter(|t| !t.name.starts_with('_'))
                     .map(|t| {
                         let profiles = snapshot.table(&t.name).map_or(0, |s| s.row_count());
                         vec![

@@ -167,6 +167,9 @@ fn describe(rule: Rule) -> &'static str {
         k_not => "NOT",
         k_any | k_all => "ANY or ALL",
         k_group | group_by => "GROUP BY",
+        k_password => "PASSWORD",
+        k_role => "ROLE (admin, writer or analyst)",
+        k_user => "USER",
         k_order | order_by => "ORDER BY",
         k_limit | limit => "LIMIT",
         where_clause => "WHERE",
@@ -413,6 +416,42 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
                 }
             }
             Statement::DropTable {
+                name: name.ok_or_else(|| internal(source))?,
+                if_exists,
+            }
+        }
+        Rule::create_user => {
+            let mut idents = Vec::new();
+            let mut password = None;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::ident => idents.push(ident(p)),
+                    Rule::string => password = Some(unescape(source, &p)?),
+                    _ => {}
+                }
+            }
+            let mut idents = idents.into_iter();
+            let (Some(name), Some(password), Some(role)) = (idents.next(), password, idents.next())
+            else {
+                return Err(internal(source));
+            };
+            Statement::CreateUser {
+                name,
+                password,
+                role,
+            }
+        }
+        Rule::drop_user => {
+            let mut if_exists = false;
+            let mut name = None;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::if_exists => if_exists = true,
+                    Rule::ident => name = Some(ident(p)),
+                    _ => {}
+                }
+            }
+            Statement::DropUser {
                 name: name.ok_or_else(|| internal(source))?,
                 if_exists,
             }
@@ -771,6 +810,8 @@ mod tests {
             "CREATE TABLE profiles (id TEXT PRIMARY KEY, country TEXT, age INT, interests SET<TEXT>, last_seen TIMESTAMP, ltv FLOAT, consent BOOL, email TEXT PII) WITH (retention_days = 90)",
             "DROP TABLE t",
             "drop table if exists t",
+            "CREATE USER ann PASSWORD 's3cret' ROLE analyst",
+            "DROP USER IF EXISTS ann",
             "SHOW TABLES",
             "DESCRIBE t",
             "INSERT INTO t (id, a, s) VALUES ('u1', 1, ['x','y']), ('u2', NULL, [])",

@@ -4,6 +4,9 @@
 //! checkpoints). Only the hash is kept; `SELECT` on `_users` shows hashes,
 //! never passwords.
 
+use super::error::{QueryError, QueryResult};
+use crate::engine::{Batch, Database, Error as EngineError};
+use crate::storage::schema::{ColumnType, TableSchema};
 use argon2::password_hash::{
     rand_core::OsRng, PasswordHash, PasswordHasher, PasswordVerifier, SaltString,
 };
@@ -13,6 +16,50 @@ use argon2::Argon2;
 pub const USERS_TABLE: &str = "_users";
 /// The roles a user may have.
 pub const ROLES: &[&str] = &["admin", "writer", "analyst"];
+
+/// Stores a new user (creating the system table on first use).
+pub fn create_user(db: &Database, name: &str, password: &str, role: &str) -> QueryResult<()> {
+    let exists = |db: &Database| {
+        db.snapshot()
+            .table(USERS_TABLE)
+            .map(|t| t.lookup(name).is_some())
+            .unwrap_or(false)
+    };
+    match db.create_table(
+        TableSchema::new(USERS_TABLE, "name")
+            .column("role", ColumnType::Text)
+            .column("password_hash", ColumnType::Text),
+    ) {
+        Ok(()) | Err(EngineError::TableExists(_)) => {}
+        Err(e) => return Err(e.into()),
+    }
+    if exists(db) {
+        return Err(QueryError::Limit(format!(
+            "user {name} already exists (DROP USER {name} first to change it)"
+        )));
+    }
+    let phc = hash_password(password).map_err(QueryError::Limit)?;
+    let mut batch = Batch::new();
+    batch
+        .upsert(name)
+        .set("role", role)
+        .set("password_hash", phc);
+    db.write(USERS_TABLE, batch)?;
+    Ok(())
+}
+
+/// Removes a user; false if there was none.
+pub fn drop_user(db: &Database, name: &str) -> QueryResult<bool> {
+    let Ok(table) = db.snapshot().table(USERS_TABLE) else {
+        return Ok(false);
+    };
+    if table.lookup(name).is_none() {
+        return Ok(false);
+    }
+    let mut batch = Batch::new();
+    batch.delete(name);
+    Ok(db.write(USERS_TABLE, batch)?.deleted > 0)
+}
 
 /// An argon2id PHC string for `password` with a random salt.
 pub fn hash_password(password: &str) -> Result<String, String> {

@@ -21,6 +21,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+/// The same allocator as the `cohortdb` binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cohortdb::{Database, Durability, Options};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};

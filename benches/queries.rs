@@ -12,6 +12,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+/// The same allocator as the `cohortdb` binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cohortdb::query::Output;
 use cohortdb::{Database, Durability, Options, Value};
 use criterion::{criterion_group, criterion_main, Criterion};

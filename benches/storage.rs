@@ -19,6 +19,10 @@
 #[path = "support/mod.rs"]
 mod support;
 
+/// The same allocator as the `cohortdb` binary (src/main.rs).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use cohortdb::storage::bsi::Bsi;
 use cohortdb::{Batch, Database, Durability, Options};
 use criterion::{black_box, criterion_group, criterion_main, Criterion, SamplingMode, Throughput};

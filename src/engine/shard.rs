@@ -451,47 +451,63 @@ impl ShardState {
                 }
                 builder.finish()
             }
-            ColumnType::Int | ColumnType::Timestamp => BlockValues::Int(
-                (start..end)
-                    .map(|l| match current(l) {
-                        Some(Cell::Int(v)) => v,
-                        Some(_) => 0,
-                        None if from_base(l) => match old.as_deref() {
-                            Some(BlockValues::Int(vs)) => vs.get(i(l)).copied().unwrap_or(0),
-                            _ => 0,
-                        },
-                        None => 0,
-                    })
-                    .collect(),
-            ),
-            ColumnType::Float => BlockValues::Float(
-                (start..end)
-                    .map(|l| match current(l) {
-                        Some(Cell::Float(v)) => v,
-                        Some(_) => 0.0,
-                        None if from_base(l) => match old.as_deref() {
-                            Some(BlockValues::Float(vs)) => vs.get(i(l)).copied().unwrap_or(0.0),
-                            _ => 0.0,
-                        },
-                        None => 0.0,
-                    })
-                    .collect(),
-            ),
-            ColumnType::Bool => BlockValues::Bool(
-                (start..end)
-                    .map(|l| match current(l) {
-                        Some(Cell::Bool(v)) => u8::from(v),
-                        Some(_) => 2,
-                        None if from_base(l) => match old.as_deref() {
-                            Some(BlockValues::Bool(vs)) => vs.get(i(l)).copied().unwrap_or(2),
-                            _ => 2,
-                        },
-                        None => 2,
-                    })
-                    .collect(),
-            ),
+            ColumnType::Int | ColumnType::Timestamp => BlockValues::Int(merge_fixed(
+                start..end,
+                &current,
+                |cell| match cell {
+                    Cell::Int(v) => Some(v),
+                    _ => None,
+                },
+                |l| match old.as_deref() {
+                    Some(BlockValues::Int(vs)) if from_base(l) => vs.get(i(l)).copied(),
+                    _ => None,
+                },
+                0,
+            )),
+            ColumnType::Float => BlockValues::Float(merge_fixed(
+                start..end,
+                &current,
+                |cell| match cell {
+                    Cell::Float(v) => Some(v),
+                    _ => None,
+                },
+                |l| match old.as_deref() {
+                    Some(BlockValues::Float(vs)) if from_base(l) => vs.get(i(l)).copied(),
+                    _ => None,
+                },
+                0.0,
+            )),
+            ColumnType::Bool => BlockValues::Bool(merge_fixed(
+                start..end,
+                &current,
+                |cell| match cell {
+                    Cell::Bool(v) => Some(u8::from(v)),
+                    _ => None,
+                },
+                |l| match old.as_deref() {
+                    Some(BlockValues::Bool(vs)) if from_base(l) => vs.get(i(l)).copied(),
+                    _ => None,
+                },
+                2,
+            )),
         })
     }
+}
+
+/// One fixed-width block: each row's value from its overlay cell (`current`),
+/// else from the base block (`from_base`), else `null`.
+fn merge_fixed<T: Copy>(
+    rows: std::ops::Range<u32>,
+    current: &impl Fn(u32) -> Option<Cell>,
+    of_cell: impl Fn(Cell) -> Option<T>,
+    from_base: impl Fn(u32) -> Option<T>,
+    null: T,
+) -> Vec<T> {
+    rows.map(|l| match current(l) {
+        Some(cell) => of_cell(cell).unwrap_or(null),
+        None => from_base(l).unwrap_or(null),
+    })
+    .collect()
 }
 
 /// The portable serialization of `bitmap` after run-length optimisation.

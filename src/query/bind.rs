@@ -603,48 +603,37 @@ fn value_of(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryResult<Value> {
     coerce(b, &def.name, def.ty, lit)
 }
 
+/// The error for a literal that does not fit a column.
+fn mismatch(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryError {
+    b.err(
+        lit.span,
+        format!(
+            "column {} is {}, {}",
+            def.name,
+            def.ty,
+            lit.value.describe()
+        ),
+    )
+}
+
 fn int_of(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryResult<i64> {
     match value_of(b, def, lit)? {
         Value::Int(v) | Value::Timestamp(v) => Ok(v),
-        _ => Err(b.err(
-            lit.span,
-            format!(
-                "column {} is {}, {}",
-                def.name,
-                def.ty,
-                lit.value.describe()
-            ),
-        )),
+        _ => Err(mismatch(b, def, lit)),
     }
 }
 
 fn float_of(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryResult<f64> {
     match value_of(b, def, lit)? {
         Value::Float(v) => Ok(v),
-        _ => Err(b.err(
-            lit.span,
-            format!(
-                "column {} is {}, {}",
-                def.name,
-                def.ty,
-                lit.value.describe()
-            ),
-        )),
+        _ => Err(mismatch(b, def, lit)),
     }
 }
 
 fn bool_of(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryResult<bool> {
     match value_of(b, def, lit)? {
         Value::Bool(v) => Ok(v),
-        _ => Err(b.err(
-            lit.span,
-            format!(
-                "column {} is {}, {}",
-                def.name,
-                def.ty,
-                lit.value.describe()
-            ),
-        )),
+        _ => Err(mismatch(b, def, lit)),
     }
 }
 

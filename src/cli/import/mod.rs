@@ -1,0 +1,337 @@
+//! `cohortdb import`: bulk load a CSV or NDJSON file (or standard input) into
+//! an existing table through the server. The user's guide is docs/import.md.
+//!
+//! How it runs:
+//!
+//! 1. connect (docs/protocol.md), `DESCRIBE` the table for its column types
+//!    ([`table`]), and for CSV read the header and check every column before
+//!    anything is imported;
+//! 2. a reader thread parses the input ([`csv_source`], [`ndjson_source`]),
+//!    checks every value and writes it as a CohortQL literal ([`literal`])
+//!    straight into the text of the next `INSERT` statement ([`batch`]);
+//!    full batches go to the sender through a bounded channel (and come back
+//!    empty for reuse), so the next batch is parsed while the server applies
+//!    the current one and memory stays bounded however large the input;
+//! 3. the main thread sends each batch as one INSERT (one atomic write on the
+//!    server), applies the `--max-errors` budget in input order and counts
+//!    ([`sender`]), and shows progress on a terminal ([`progress`]).
+//!
+//! Exit codes: 0 when the whole input was read and at most `--max-errors`
+//! rows were rejected; 1 when the import stopped because more were; 2 for
+//! usage errors (bad arguments, unreadable file, bad header, no such table)
+//! and for connection or server failures.
+
+mod batch;
+mod csv_source;
+mod literal;
+mod ndjson_source;
+mod progress;
+mod sender;
+mod table;
+
+use batch::{Batch, BatchBuilder, RowEnd};
+use clap::{Args, ValueEnum};
+use progress::Progress;
+use sender::{Fatal, Flow, Sender};
+use std::io::{BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::mpsc::{self, Receiver, SyncSender};
+use table::TableInfo;
+
+use crate::client::{Client, ConnectOptions};
+
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// Server address
+    #[arg(long, default_value = crate::client::DEFAULT_ADDR)]
+    pub addr: String,
+    /// User name (when the server has users)
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Name of the environment variable that holds the password
+    #[arg(long, value_name = "VAR")]
+    pub password_env: Option<String>,
+    /// The table to load; it must exist
+    #[arg(long)]
+    pub table: String,
+    /// Input format [default: from the file extension (.ndjson, .jsonl, .json), else csv]
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Rows per INSERT statement (each statement is one atomic batch)
+    #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch: u64,
+    /// Largest INSERT statement in bytes; keep it at most the server's --max-statement-bytes
+    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(256..))]
+    pub batch_bytes: u64,
+    /// Rejected rows tolerated; the import stops at the row that exceeds it
+    #[arg(long, default_value_t = 0)]
+    pub max_errors: u64,
+    /// The file to load, or - for standard input
+    pub file: PathBuf,
+}
+
+/// The input formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Format {
+    /// A header line naming the columns, then one row per record
+    Csv,
+    /// One JSON object per line
+    Ndjson,
+}
+
+/// One step of a [`RowSource`].
+#[derive(Debug, PartialEq, Eq)]
+pub enum Step {
+    /// A row was read (accepted into the batch or rejected) at this line.
+    Row(RowEnd, u64),
+    /// The input is exhausted.
+    End,
+}
+
+/// An input format's row reader.
+pub trait RowSource: Send {
+    /// Reads the next row into the builder's batch (or its rejects). `Err`
+    /// is a failure to read the input at all.
+    fn next_row(&mut self, b: &mut BatchBuilder, spill: &mut Vec<u8>) -> Result<Step, String>;
+    /// Input bytes consumed so far.
+    fn position(&self) -> u64;
+}
+
+/// How an import ended.
+enum Outcome {
+    Finished,
+    Stopped { line: u64 },
+    Failed(String),
+}
+
+pub fn run(args: ImportArgs) -> ExitCode {
+    match import(args) {
+        Ok(code) => code,
+        Err(message) => {
+            eprintln!("cohortdb import: {message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn format_of(path: &Path) -> Format {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("ndjson" | "jsonl" | "json") => Format::Ndjson,
+        _ => Format::Csv,
+    }
+}
+
+/// Opens the input; also returns its size when it is a regular file.
+fn open_input(path: &Path) -> Result<(Box<dyn Read + Send>, Option<u64>), String> {
+    if path.as_os_str() == "-" {
+        return Ok((Box::new(std::io::stdin()), None));
+    }
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("cannot open {}: {e}", path.display()))?;
+    let size = file
+        .metadata()
+        .ok()
+        .filter(|m| m.is_file())
+        .map(|m| m.len());
+    Ok((Box::new(file), size))
+}
+
+/// Sets up everything that can fail before data moves (exit 2), then runs.
+fn import(args: ImportArgs) -> Result<ExitCode, String> {
+    let password = match &args.password_env {
+        Some(var) => std::env::var(var)
+            .map_err(|_| format!("the environment variable {var} (--password-env) is not set"))?,
+        None => String::new(),
+    };
+    let format = args.format.unwrap_or_else(|| format_of(&args.file));
+    let (input, size) = open_input(&args.file)?;
+    let options = ConnectOptions {
+        client_name: format!("cohortdb-import {}", env!("CARGO_PKG_VERSION")),
+        user: args.user.clone().unwrap_or_default(),
+        password,
+        ..ConnectOptions::default()
+    };
+    let mut client = Client::connect(&args.addr, &options).map_err(|e| e.to_string())?;
+    let table = TableInfo::describe(&mut client, &args.table)?;
+    let batch_rows = usize::try_from(args.batch).unwrap_or(usize::MAX);
+    let batch_bytes = usize::try_from(args.batch_bytes).unwrap_or(usize::MAX);
+    let (source, prefix): (Box<dyn RowSource>, String) = match format {
+        Format::Csv => {
+            let (reader, names) = csv_source::read_header(input)?;
+            let layout = table.layout_for(&names)?;
+            let prefix = layout.prefix.clone();
+            (Box::new(csv_source::CsvSource::new(reader, layout)), prefix)
+        }
+        Format::Ndjson => {
+            let layout = table.full_layout();
+            let prefix = layout.prefix.clone();
+            let unsupported = table
+                .columns
+                .iter()
+                .filter(|c| c.kind.is_none())
+                .map(|c| (c.name.clone(), c.type_name.clone()))
+                .collect();
+            let input = BufReader::with_capacity(1 << 16, input);
+            (
+                Box::new(ndjson_source::NdjsonSource::new(input, layout, unsupported)),
+                prefix,
+            )
+        }
+    };
+    if prefix.len() + 16 > batch_bytes {
+        return Err(format!(
+            "--batch-bytes {batch_bytes} leaves no room for rows after the {}-byte INSERT head",
+            prefix.len()
+        ));
+    }
+    let builder = BatchBuilder::new(prefix, batch_rows, batch_bytes);
+    Ok(pump(client, source, builder, size, args.max_errors))
+}
+
+/// Runs the reader thread and sends what it produces; prints the summary.
+fn pump(
+    mut client: Client,
+    source: Box<dyn RowSource>,
+    builder: BatchBuilder,
+    size: Option<u64>,
+    max_errors: u64,
+) -> ExitCode {
+    let progress = Progress::new(size);
+    let (batches, received) = mpsc::sync_channel::<Result<Batch, String>>(2);
+    let (recycle, recycled) = mpsc::channel::<Batch>();
+    let reader = std::thread::Builder::new()
+        .name("import-reader".into())
+        .spawn(move || read_batches(source, builder, max_errors, batches, recycled));
+    let reader = match reader {
+        Ok(handle) => handle,
+        Err(e) => {
+            eprintln!("cohortdb import: cannot start the reader thread: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut report = |line: u64, reason: &str| progress.println(&format!("line {line}: {reason}"));
+    let mut sender = Sender::new(&mut client, max_errors, &mut report);
+    let mut outcome = Outcome::Finished;
+    for message in received.iter() {
+        let batch = match message {
+            Ok(batch) => batch,
+            Err(e) => {
+                outcome = Outcome::Failed(e);
+                break;
+            }
+        };
+        match sender.send(&batch) {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Stopped { line }) => {
+                outcome = Outcome::Stopped { line };
+                break;
+            }
+            Err(Fatal(e)) => {
+                outcome = Outcome::Failed(e);
+                break;
+            }
+        }
+        progress.update(batch.position, sender.imported);
+        // The reader may have finished; then the batch is simply dropped.
+        let _ = recycle.send(batch);
+    }
+    let (imported, rejected) = (sender.imported, sender.rejected);
+    drop(received);
+    if let Outcome::Finished = outcome {
+        // The channel closed: the reader is done (or died).
+        if reader.join().is_err() {
+            outcome = Outcome::Failed("internal error: the reader thread panicked".into());
+        }
+    }
+    let elapsed = progress.elapsed().as_secs_f64();
+    progress.finish();
+    let code = match &outcome {
+        Outcome::Finished => {
+            let _ = client.close();
+            ExitCode::SUCCESS
+        }
+        Outcome::Stopped { line } => {
+            eprintln!(
+                "cohortdb import: stopped at line {line}: more than {max_errors} rejected row{} (--max-errors {max_errors}); the good rows before it are imported, none after it",
+                if max_errors == 1 { "" } else { "s" }
+            );
+            let _ = client.close();
+            ExitCode::from(1)
+        }
+        Outcome::Failed(e) => {
+            eprintln!("cohortdb import: {e}");
+            eprintln!(
+                "cohortdb import: the import did not finish; the rows counted below were acknowledged"
+            );
+            ExitCode::from(2)
+        }
+    };
+    let secs = elapsed.max(1e-6);
+    let _ = writeln!(
+        std::io::stdout(),
+        "imported {imported} row{}, rejected {rejected}, in {:.1} s ({:.0} rows/s)",
+        if imported == 1 { "" } else { "s" },
+        elapsed,
+        imported as f64 / secs
+    );
+    code
+}
+
+/// The reader thread: fills batches and hands them over until the input ends,
+/// reading fails, the rejects exceed the budget, or the sender hangs up.
+fn read_batches(
+    mut source: Box<dyn RowSource>,
+    mut builder: BatchBuilder,
+    max_errors: u64,
+    batches: SyncSender<Result<Batch, String>>,
+    recycled: Receiver<Batch>,
+) {
+    let mut spill = Vec::new();
+    let mut rejected: u64 = 0;
+    let fresh = |recycled: &Receiver<Batch>| recycled.try_recv().unwrap_or_default();
+    loop {
+        let before = builder.batch.rejects.len();
+        let step = source.next_row(&mut builder, &mut spill);
+        let position = source.position();
+        let (end, line) = match step {
+            Ok(Step::Row(end, line)) => (end, line),
+            Ok(Step::End) => {
+                if !builder.batch.is_empty() {
+                    let _ = batches.send(Ok(builder.take(fresh(&recycled), position)));
+                }
+                return;
+            }
+            Err(e) => {
+                if !builder.batch.is_empty()
+                    && batches
+                        .send(Ok(builder.take(fresh(&recycled), position)))
+                        .is_err()
+                {
+                    return;
+                }
+                let _ = batches.send(Err(e));
+                return;
+            }
+        };
+        rejected += (builder.batch.rejects.len() - before) as u64;
+        let stop = rejected > max_errors;
+        if end == RowEnd::Open && !stop {
+            continue;
+        }
+        if batches
+            .send(Ok(builder.take(fresh(&recycled), position)))
+            .is_err()
+            || stop
+        {
+            return;
+        }
+        if end == RowEnd::Spilled {
+            builder.push_spilled(&spill, line);
+        }
+    }
+}

@@ -17,7 +17,7 @@
 //! - SIGTERM with clients connected: they get 3007 or a close, the server
 //!   exits 0 promptly.
 //!
-//! Tests marked `#[ignore = "server bug: ..."]` (or "client bug") reproduce
+//! Tests that once carried `#[ignore = "server bug: ..."]` (or "client bug") reproduce
 //! bugs these tests found and fail until they are fixed; run them with
 //! `cargo test --test server -- --ignored`.
 //!
@@ -758,7 +758,6 @@ fn oversized_frames_and_statements_and_half_sent_frames() {
 /// it closes, the kernel answers with a reset, and the client's write fails
 /// with "Broken pipe" before it can read the 3001 (see the ignore reason).
 #[test]
-#[ignore = "server bug: a closing Error (3001) is lost when the client has more unread bytes in flight: the server closes without draining, the peer gets RST/EPIPE instead of Error 3001"]
 fn a_client_sending_a_whole_oversized_frame_gets_3001() {
     let mut server = Server::start(&["--max-frame-bytes", "1024"]);
     let mut normal = server.client();
@@ -956,7 +955,6 @@ fn a_refused_set_option_is_1002_then_ready_on_the_wire() {
 /// unread, so the next `execute` takes that Ready as the end of its own
 /// results and returns no statements (and every later request is off by one).
 #[test]
-#[ignore = "client bug: Client::set_option does not read the Ready that follows Error 1002, so the next request on the connection reads a stale Ready and returns no results"]
 fn the_client_stays_in_step_after_a_refused_set_option() {
     let mut server = Server::start(&[]);
     let mut c = server.client();
@@ -1009,7 +1007,6 @@ fn sigterm_with_clients_connected_sends_3007_and_exits_0() {
 /// The handshake waits for Hello with only the idle timeout (default 300 s),
 /// not the shutdown signal, so `serve` waits that long for this connection.
 #[test]
-#[ignore = "server bug: SIGTERM waits up to --idle-timeout-secs (default 300 s) for a connection that has not sent Hello: the handshake does not listen for shutdown"]
 fn sigterm_does_not_wait_for_a_client_that_never_sent_hello() {
     let mut server = Server::start(&[]);
     let mut silent = Raw::connect(&server.addr);
@@ -1031,7 +1028,6 @@ fn sigterm_does_not_wait_for_a_client_that_never_sent_hello() {
 /// that forwards results), so it never sees the shutdown signal, and `serve`
 /// waits for it forever.
 #[test]
-#[ignore = "server bug: SIGTERM hangs forever while a client with a running streaming query has stopped reading (the session blocks on the socket write and never sees shutdown)"]
 fn sigterm_does_not_wait_for_a_client_that_stopped_reading() {
     let mut server = Server::start(&["--max-statement-bytes", "8000000"]);
     let mut c = server.client();
@@ -1066,7 +1062,6 @@ fn sigterm_does_not_wait_for_a_client_that_stopped_reading() {
 /// connection, so it must be the last frame (docs/protocol.md: "An Error
 /// that closes the connection is the last frame the server sends").
 #[test]
-#[ignore = "server bug: a request stopped by shutdown gets Error 3007 followed by Ready, but 3007 closes the connection and must be the last frame"]
 fn a_request_stopped_by_shutdown_ends_with_3007_as_the_last_frame() {
     let mut server = Server::start(&["--max-statement-bytes", "8000000"]);
     let mut c = server.client();
@@ -1089,7 +1084,6 @@ fn a_request_stopped_by_shutdown_ends_with_3007_as_the_last_frame() {
 /// A Query sent while another runs is a protocol error: Error 3000, then
 /// the connection closes (docs/protocol.md, "Queries").
 #[test]
-#[ignore = "server bug: a Query sent before Ready cancels the running request (Error 3004, Ready) and closes without the documented Error 3000"]
 fn a_query_sent_before_ready_is_a_protocol_error() {
     let mut server = Server::start(&["--max-statement-bytes", "8000000"]);
     let mut c = server.client();
@@ -1111,7 +1105,6 @@ fn a_query_sent_before_ready_is_a_protocol_error() {
 
 /// A zero-length frame is a bad frame (3000) before Hello as after it.
 #[test]
-#[ignore = "server bug: a zero-length frame (or any frame error other than too-large) in place of Hello closes the connection silently instead of answering Error 3000"]
 fn a_zero_length_frame_instead_of_hello_gets_3000() {
     let mut server = Server::start(&[]);
     let mut raw = Raw::connect(&server.addr);

@@ -282,11 +282,29 @@ impl Client {
             name: name.into(),
             value: value.into(),
         })?;
-        match self.receive()? {
-            Message::Ready => Ok(()),
-            other => Err(ClientError::Protocol(format!(
+        match self.receive() {
+            Ok(Message::Ready) => Ok(()),
+            Ok(other) => Err(ClientError::Protocol(format!(
                 "expected Ready, got {other:?}"
             ))),
+            Err(e @ ClientError::Server { .. }) => {
+                // A refused option is followed by Ready unless the error closes the connection.
+                if !e
+                    .code()
+                    .is_some_and(crate::protocol::codes::closes_connection)
+                {
+                    match self.receive()? {
+                        Message::Ready => {}
+                        other => {
+                            return Err(ClientError::Protocol(format!(
+                                "expected Ready, got {other:?}"
+                            )))
+                        }
+                    }
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
         }
     }
 

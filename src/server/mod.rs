@@ -30,6 +30,9 @@ use tokio::io::AsyncWriteExt;
 use tokio::net::TcpListener;
 use tokio::sync::{broadcast, Semaphore};
 
+/// How long shutdown waits for sessions before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
 /// Limits and settings of a server.
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
@@ -119,7 +122,17 @@ pub async fn serve(
         while tasks.try_join_next().is_some() {}
     }
     let _ = stop_tx.send(());
-    while tasks.join_next().await.is_some() {}
+    // Sessions finish or cancel their request and close; one stuck writing to a
+    // client that stopped reading is aborted after a grace period (dropping its
+    // channel also stops its worker).
+    let drained = tokio::time::timeout(SHUTDOWN_GRACE, async {
+        while tasks.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_err() {
+        tasks.abort_all();
+        while tasks.join_next().await.is_some() {}
+    }
     Ok(())
 }
 

@@ -57,13 +57,34 @@ fn spawn_reader(read: OwnedReadHalf, max: u32) -> mpsc::Receiver<FrameResult> {
         let mut reader = BufReader::new(read);
         loop {
             let frame = read_frame(&mut reader, max).await;
+            let bad = matches!(frame, Err(FrameError::TooLarge { .. } | FrameError::Empty));
             let last = frame.is_err();
             if tx.send(frame).await.is_err() || last {
+                if bad {
+                    drain(&mut reader).await;
+                }
                 break;
             }
         }
     });
     rx
+}
+
+/// Reads and discards what the client still sends (at most 16 MiB or 1 s), so
+/// closing after an Error does not reset the connection before the client
+/// has read that Error.
+async fn drain(reader: &mut BufReader<OwnedReadHalf>) {
+    let mut buf = vec![0u8; 64 << 10];
+    let mut left: usize = 16 << 20;
+    let _ = tokio::time::timeout(Duration::from_secs(1), async {
+        while left > 0 {
+            match reader.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => left = left.saturating_sub(n),
+            }
+        }
+    })
+    .await;
 }
 
 struct Writer {
@@ -104,7 +125,13 @@ pub(crate) async fn run(
         out: BufWriter::with_capacity(1 << 16, write),
     };
     // Handshake.
-    let first = tokio::time::timeout(config.idle_timeout, frames.recv()).await;
+    let first = tokio::select! {
+        _ = stop.recv() => {
+            let _ = w.error(codes::SHUTTING_DOWN, "the server is shutting down").await;
+            return;
+        }
+        first = tokio::time::timeout(config.idle_timeout, frames.recv()) => first,
+    };
     let hello = match first {
         Ok(Some(Ok(frame))) => Message::decode(frame.kind, &frame.payload),
         Ok(Some(Err(FrameError::TooLarge { length, max }))) => {
@@ -114,6 +141,10 @@ pub(crate) async fn run(
                     format!("frame of {length} bytes exceeds the maximum of {max}"),
                 )
                 .await;
+            return;
+        }
+        Ok(Some(Err(FrameError::Empty))) => {
+            let _ = w.error(codes::PROTOCOL, "bad frame: length 0").await;
             return;
         }
         Ok(_) => return,
@@ -326,13 +357,17 @@ async fn run_request(
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut keep_open = true;
     let mut client_gone = false;
+    let mut timed_out = false;
     loop {
         tokio::select! {
             message = rx.recv() => match message {
                 // Ready ends the request: the client may send its next message
                 // at once, and it must not be mistaken for one sent mid-request.
                 Some(Message::Ready) => {
-                    w.send(&Message::Ready).await?;
+                    // After a closing error (shutdown) the Error is the last frame.
+                    if keep_open {
+                        w.send(&Message::Ready).await?;
+                    }
                     break;
                 }
                 Some(m) => {
@@ -349,7 +384,8 @@ async fn run_request(
                     _ => {
                         // Only Cancel may arrive while a request runs.
                         let _ = flag.compare_exchange(RUNNING, CANCELLED, Ordering::SeqCst, Ordering::SeqCst);
-                        keep_open = false;
+                        w.error(codes::PROTOCOL, "only Cancel may be sent while a request runs (wait for Ready)").await?;
+                        return Ok(false);
                     }
                 },
                 _ => {
@@ -358,7 +394,8 @@ async fn run_request(
                     keep_open = false;
                 }
             },
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } } => {
+            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if !timed_out => {
+                timed_out = true;
                 let _ = flag.compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst);
             }
             _ = stop.recv() => {

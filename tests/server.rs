@@ -17,9 +17,8 @@
 //! - SIGTERM with clients connected: they get 3007 or a close, the server
 //!   exits 0 promptly.
 //!
-//! Tests that once carried `#[ignore = "server bug: ..."]` (or "client bug") reproduce
-//! bugs these tests found and fail until they are fixed; run them with
-//! `cargo test --test server -- --ignored`.
+//! Several tests reproduce bugs these tests found (all fixed since) and keep
+//! them fixed; every test here runs in CI (none is ignored).
 //!
 //! Every test stops the servers it starts (`Server` also sends SIGTERM when
 //! dropped). Waits are bounded: raw reads time out after `READ_TIMEOUT` and

@@ -1,0 +1,972 @@
+//! Randomized differential test of CohortQL: random schemas, random data
+//! written with INSERT / UPDATE / DELETE statements, and random queries, all
+//! run both through `Database::execute` and through a naive model (a
+//! `BTreeMap` of plain Rust values, tests/differential/model.rs) that
+//! implements the documented semantics row by row. Every answer must agree
+//! exactly; only FLOAT SUM / AVG get a relative tolerance of 1e-9.
+//!
+//! What it proves, for the generated space (tests/differential/gen.rs):
+//!
+//! - Predicates: AND / OR / NOT / parenthesised trees up to depth 4 over
+//!   `=`, `!=`, `<>`, `<`, `<=`, `>`, `>=`, `IN`, `NOT IN`, `BETWEEN`,
+//!   `NOT BETWEEN` (TEXT, INT, TIMESTAMP, FLOAT; BOOL takes `=`, `!=`, `IN`),
+//!   `HAS`, `HAS ANY`, `HAS ALL` (SET<TEXT>), `IS [NOT] NULL` (every column)
+//!   and `=`, `!=`, `IN`, `NOT IN`, `IS [NOT] NULL` on the key, with
+//!   two-valued NULL semantics, values absent from the data, and reversed
+//!   BETWEEN bounds.
+//! - Queries: `COUNT(*)`; `SUM`, `AVG`, `MIN`, `MAX`, `COUNT(c)`,
+//!   `COUNT(id)`; `GROUP BY` one or two TEXT / SET<TEXT> / BOOL columns with
+//!   aggregates, aliases, `ORDER BY` (position, name, alias, aggregate,
+//!   ASC / DESC) and `LIMIT`; row queries (`SELECT *` or a column list) with
+//!   and without `LIMIT`; SUM overflow reported as an error.
+//! - Writes: upserting INSERT (duplicate ids within and across statements,
+//!   NULLs, empty sets), UPDATE with `c = v`, `s = s + [...]`,
+//!   `s = s - [...]` with and without WHERE, DELETE, and the affected
+//!   counts; scripts of several statements, a query seeing the write before
+//!   it, and a failing INSERT (empty id, wrong type) that changes nothing
+//!   and stops its script; DROP TABLE and CREATE TABLE under the same name.
+//! - Storage paths: occasional checkpoints (part files, then overlays on
+//!   top) and reopens (with and without a checkpoint on close: WAL replay),
+//!   and some tables of thousands of profiles.
+//! - Spelling: ISO-8601 timestamps in several forms (`Z`, offset, no zone,
+//!   date only, no seconds) and as `TIMESTAMP '...'`, integers for FLOAT and
+//!   TIMESTAMP columns, floats with exponents, strings with quotes,
+//!   backslashes, newlines and non-ASCII (written with `''` or backslash
+//!   escapes), i64 extremes, identifiers plain, upper-case or double-quoted,
+//!   alternative type names.
+//!
+//! Run it longer or reproduce a failure:
+//!
+//! ```sh
+//! COHORT_DIFF_CASES=20 cargo test --release --test cohortql_differential   # 20x the seeds
+//! COHORT_DIFF_SEED=1234 cargo test --test cohortql_differential           # one seed
+//! COHORT_DIFF_VERBOSE=1 ...                      # print every query and the engine's answer
+//! ```
+//!
+//! A failure prints the seed, the failing SQL, the expected and the actual
+//! answer, and the path of a file with every statement the seed ran before
+//! it. The other tests here show that the model and the comparison can fail:
+//! hand-computed answers on a hand-built table, and deliberately wrong
+//! answers that the comparison must reject.
+
+mod differential;
+
+use cohortdb::query::Output;
+use cohortdb::{Database, Durability, Options, Value};
+use differential::gen::{Features, Gen};
+use differential::model::{
+    Assign, Column, IdentStyle, Lit, Model, Op, Pred, Schema, Target, Ty, Write,
+};
+use differential::query::{
+    check, check_types, Agg, Expectation, Expected, Func, GItem, Order, OrderKey, Query,
+};
+use rand::Rng;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
+
+/// i64 extremes in INT / TIMESTAMP data (SUM may then overflow and must say so).
+const GENERATE_INT_EXTREMES: bool = true;
+
+/// Seeds run by default (times `COHORT_DIFF_CASES`); each seed is one table.
+const DEFAULT_SEEDS: u64 = 300;
+/// Statements (writes, checkpoints, reopens) per seed; each is followed by 1-3 queries.
+const STEPS_PER_SEED: usize = 120;
+/// The first seed; seed `i` is `BASE_SEED + i`.
+const BASE_SEED: u64 = 0xC0_4027;
+
+fn options(checkpoint_on_close: bool) -> Options {
+    Options {
+        durability: Durability::Off,
+        background: false,
+        checkpoint_wal_bytes: u64::MAX,
+        checkpoint_on_close,
+        ..Options::default()
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok())
+}
+
+/// `COHORT_DIFF_VERBOSE=1` prints every query and its answer.
+fn verbose() -> bool {
+    std::env::var_os("COHORT_DIFF_VERBOSE").is_some()
+}
+
+/// Runs one SELECT. The inner result is the engine's answer (rows, or its
+/// error as text); the outer `Err` is a malformed answer (not exactly one row
+/// result, or a value that does not have its column's type).
+fn engine_rows(db: &Database, sql: &str) -> Result<Result<Vec<Vec<Value>>, String>, String> {
+    let mut outs = match db.execute(sql) {
+        Ok(outs) => outs,
+        Err(e) => return Ok(Err(e.to_string())),
+    };
+    if outs.len() != 1 {
+        return Err(format!("{} outputs for one statement", outs.len()));
+    }
+    match outs.pop() {
+        Some(Output::Rows(rows)) => {
+            let columns = rows.columns.clone();
+            match rows.collect_all() {
+                Ok(rows) => {
+                    check_types(&columns, &rows)?;
+                    Ok(Ok(rows))
+                }
+                Err(e) => Ok(Err(e.to_string())),
+            }
+        }
+        other => Err(format!("a query returned {other:?}")),
+    }
+}
+
+/// One seed: a database in a temporary directory, its model, and the generator.
+struct Case {
+    seed: u64,
+    dir: tempfile::TempDir,
+    db: Option<Database>,
+    gen: Gen,
+    model: Model,
+    create: String,
+    /// Every write statement, checkpoint and reopen so far, for the failure report.
+    log: Vec<String>,
+    step: usize,
+    statements: u64,
+    queries: u64,
+    /// Queries whose answer is not empty (nor all NULL / 0).
+    informative: u64,
+}
+
+impl Case {
+    fn new(seed: u64) -> Case {
+        let mut gen = Gen::new(
+            seed,
+            Features {
+                int_extremes: GENERATE_INT_EXTREMES,
+            },
+        );
+        let dir = tempfile::tempdir().expect("temporary directory");
+        let db = Database::open(dir.path(), options(gen.rng.random_bool(0.5))).expect("open");
+        let create = gen.create_sql();
+        let case = Case {
+            seed,
+            dir,
+            db: Some(db),
+            gen,
+            model: Model::default(),
+            create: create.clone(),
+            log: vec![format!("{create};")],
+            step: 0,
+            statements: 0,
+            queries: 0,
+            informative: 0,
+        };
+        if let Err(e) = case.db().execute(&create) {
+            case.fail(&create, format!("CREATE TABLE failed: {e}"));
+        }
+        case
+    }
+
+    fn db(&self) -> &Database {
+        self.db.as_ref().expect("open database")
+    }
+
+    fn fail(&self, sql: &str, detail: String) -> ! {
+        let path = std::env::temp_dir().join(format!("cohortql-diff-seed-{}.sql", self.seed));
+        let mut script = self.log.join("\n");
+        script.push_str(&format!("\n-- failing statement:\n{sql};\n"));
+        let saved = match std::fs::write(&path, script) {
+            Ok(()) => path.display().to_string(),
+            Err(e) => format!("(could not write {}: {e})", path.display()),
+        };
+        panic!(
+            "CohortQL differential mismatch: seed {seed} step {step} \
+             (rerun: COHORT_DIFF_SEED={seed} cargo test --test cohortql_differential)\n\
+             schema: {create}\nSQL: {sql}\n{detail}\n\
+             statements before it (writes, checkpoints, reopens): {saved}",
+            seed = self.seed,
+            step = self.step,
+            create = self.create,
+        );
+    }
+
+    /// Runs write statements as one script and applies them to the model.
+    fn write(&mut self, writes: &[Write]) {
+        let schema = &self.gen.schema;
+        let sql = writes
+            .iter()
+            .map(|w| w.sql(schema))
+            .collect::<Vec<_>>()
+            .join("; ");
+        let affected: Vec<u64> = writes.iter().map(|w| self.model.apply(schema, w)).collect();
+        let outs = match self.db().execute(&sql) {
+            Ok(outs) => outs,
+            Err(e) => self.fail(&sql, format!("the write failed: {e}")),
+        };
+        let got: Vec<Option<u64>> = outs
+            .iter()
+            .map(|o| match o {
+                Output::Done { affected, .. } => Some(*affected),
+                Output::Rows(_) => None,
+            })
+            .collect();
+        let want: Vec<Option<u64>> = affected.into_iter().map(Some).collect();
+        if got != want {
+            self.fail(
+                &sql,
+                format!("affected counts: expected {want:?}, actual {got:?}"),
+            );
+        }
+        self.log.push(format!("{sql};"));
+        self.statements += writes.len() as u64;
+    }
+
+    /// A script `good; bad; good` whose middle INSERT must fail: the first
+    /// statement stays done, the failing one and the ones after it change nothing.
+    fn failing_write(&mut self) {
+        let before = self.gen.write();
+        let bad = self.gen.bad_write();
+        let after = self.gen.write();
+        let schema = &self.gen.schema;
+        let sql = [&before, &bad, &after]
+            .iter()
+            .map(|w| w.sql(schema))
+            .collect::<Vec<_>>()
+            .join(";\n");
+        self.model.apply(schema, &before);
+        match self.db().execute(&sql) {
+            Ok(outs) => self.fail(
+                &sql,
+                format!("the script should fail at its second statement, it gave {outs:?}"),
+            ),
+            Err(e) => {
+                if verbose() {
+                    eprintln!("[seed {}] {sql}\n    -> {e}", self.seed);
+                }
+            }
+        }
+        self.log.push(format!(
+            "{};\n-- (refused, as expected) {};\n-- (not run) {};",
+            before.sql(schema),
+            bad.sql(schema),
+            after.sql(schema)
+        ));
+        self.statements += 3;
+    }
+
+    /// A write and a query in one script: the query sees the write.
+    fn write_then_query(&mut self) {
+        let w = self.gen.write();
+        let q = self.gen.query();
+        let schema = &self.gen.schema;
+        let sql = format!("{}; {}", w.sql(schema), q.sql(schema));
+        let affected = self.model.apply(schema, &w);
+        let exp = q.expect(schema, &self.model);
+        let result = self.db().execute(&sql);
+        self.log.push(format!("{};", w.sql(schema)));
+        self.statements += 1;
+        self.queries += 1;
+        self.informative += u64::from(exp.informative());
+        if let Expected::Error(why) = &exp.expected {
+            // The query fails (SUM overflow); the write before it stays done.
+            match result {
+                Err(_) => return,
+                Ok(outs) => self.fail(&sql, format!("expected an error ({why}), got {outs:?}")),
+            }
+        }
+        let mut outs = match result {
+            Ok(outs) => outs,
+            Err(e) => self.fail(&sql, format!("the script failed: {e}")),
+        };
+        let rows = match (outs.len(), outs.pop()) {
+            (2, Some(Output::Rows(rows))) => rows,
+            (_, last) => self.fail(&sql, format!("outputs: {outs:?} then {last:?}")),
+        };
+        if !matches!(outs[0], Output::Done { affected: a, .. } if a == affected) {
+            self.fail(
+                &sql,
+                format!("expected {affected} affected, got {:?}", outs[0]),
+            );
+        }
+        let columns = rows.columns.clone();
+        let actual = rows.collect_all().map_err(|e| e.to_string());
+        if let Ok(rows) = &actual {
+            if let Err(e) = check_types(&columns, rows) {
+                self.fail(&sql, e);
+            }
+        }
+        if let Err(why) = check(&exp, &actual) {
+            self.fail(
+                &sql,
+                format!("{why}\nexpected: {:?}\nactual:   {actual:?}", exp.expected),
+            );
+        }
+    }
+
+    fn query(&mut self, q: &Query) {
+        let sql = q.sql(&self.gen.schema);
+        let exp: Expectation = q.expect(&self.gen.schema, &self.model);
+        let actual = match engine_rows(self.db(), &sql) {
+            Ok(actual) => actual,
+            Err(e) => self.fail(&sql, e),
+        };
+        if verbose() {
+            eprintln!("[seed {}] {sql}\n    -> {actual:?}", self.seed);
+        }
+        if let Err(why) = check(&exp, &actual) {
+            self.fail(
+                &sql,
+                format!("{why}\nexpected: {:?}\nactual:   {actual:?}", exp.expected),
+            );
+        }
+        self.queries += 1;
+        self.informative += u64::from(exp.informative());
+    }
+
+    fn checkpoint(&mut self) {
+        if let Err(e) = self.db().checkpoint() {
+            self.fail("-- db.checkpoint()", format!("checkpoint failed: {e}"));
+        }
+        self.log.push("-- db.checkpoint()".into());
+    }
+
+    /// DROP TABLE and CREATE TABLE again under the same name with a new
+    /// random schema: nothing of the old table may show through.
+    fn recreate(&mut self) {
+        let drop = format!("DROP TABLE {}", self.gen.schema.table_ref());
+        self.gen.new_schema();
+        let create = self.gen.create_sql();
+        let sql = format!("{drop}; {create}");
+        if let Err(e) = self.db().execute(&sql) {
+            self.fail(&sql, format!("recreating the table failed: {e}"));
+        }
+        self.model = Model::default();
+        self.create = create;
+        self.log.push(format!("{sql};"));
+    }
+
+    fn reopen(&mut self) {
+        let checkpoint_on_close = self.gen.rng.random_bool(0.5);
+        drop(self.db.take());
+        match Database::open(self.dir.path(), options(checkpoint_on_close)) {
+            Ok(db) => self.db = Some(db),
+            Err(e) => self.fail("-- reopen", format!("reopen failed: {e}")),
+        }
+        self.log.push("-- drop and Database::open".into());
+    }
+
+    /// Returns (write statements, queries, informative queries).
+    fn run(mut self, steps: usize) -> (u64, u64, u64) {
+        for w in self.gen.bulk_load() {
+            self.write(&[w]);
+        }
+        if self.gen.big && self.gen.rng.random_bool(0.5) {
+            self.checkpoint();
+        }
+        for step in 0..steps {
+            self.step = step;
+            match self.gen.rng.random_range(0..100) {
+                0..=54 => {
+                    let w = self.gen.write();
+                    self.write(&[w]);
+                }
+                55..=59 => {
+                    let ws = [self.gen.write(), self.gen.write()];
+                    self.write(&ws);
+                }
+                60..=63 => self.write_then_query(),
+                64..=65 => self.failing_write(),
+                66..=67 => self.checkpoint(),
+                68..=69 => self.reopen(),
+                70 => self.recreate(),
+                _ => {}
+            }
+            for _ in 0..self.gen.rng.random_range(1..=3) {
+                let q = self.gen.query();
+                self.query(&q);
+            }
+            if step % 20 == 19 {
+                let q = self.gen.everything();
+                self.query(&q);
+            }
+        }
+        self.step = steps;
+        self.checkpoint();
+        self.reopen();
+        let q = self.gen.everything();
+        self.query(&q);
+        for _ in 0..3 {
+            let q = self.gen.query();
+            self.query(&q);
+        }
+        (self.statements, self.queries, self.informative)
+    }
+}
+
+#[test]
+fn random_cohortql_agrees_with_the_model() {
+    let seeds: Vec<u64> = match env_u64("COHORT_DIFF_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let n = DEFAULT_SEEDS * env_u64("COHORT_DIFF_CASES").unwrap_or(1).max(1);
+            (0..n).map(|i| BASE_SEED + i).collect()
+        }
+    };
+    let started = Instant::now();
+    let next = AtomicUsize::new(0);
+    let failed = AtomicBool::new(false);
+    let statements = AtomicU64::new(0);
+    let queries = AtomicU64::new(0);
+    let informative = AtomicU64::new(0);
+    /// Stops the other workers once one panics.
+    struct StopOnPanic<'a>(&'a AtomicBool);
+    impl Drop for StopOnPanic<'_> {
+        fn drop(&mut self) {
+            if std::thread::panicking() {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .min(seeds.len());
+    std::thread::scope(|scope| {
+        for _ in 0..threads {
+            scope.spawn(|| {
+                let _stop = StopOnPanic(&failed);
+                while !failed.load(Ordering::Relaxed) {
+                    let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else {
+                        break;
+                    };
+                    let (s, q, i) = Case::new(seed).run(STEPS_PER_SEED);
+                    statements.fetch_add(s, Ordering::Relaxed);
+                    queries.fetch_add(q, Ordering::Relaxed);
+                    informative.fetch_add(i, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    eprintln!(
+        "cohortql differential: {} seeds, {} write statements, {} queries ({} with a non-empty answer) in {:.1?}",
+        seeds.len(),
+        statements.load(Ordering::Relaxed),
+        queries.load(Ordering::Relaxed),
+        informative.load(Ordering::Relaxed),
+        started.elapsed()
+    );
+}
+
+// ---- hand-built checks: the model and the comparison can fail -------------
+
+const T0: i64 = 1_793_491_200; // 2026-11-01T00:00:00Z
+
+fn hand_schema() -> Schema {
+    let col = |name: &str, ty| Column {
+        name: name.into(),
+        ty,
+    };
+    Schema {
+        table: "t".into(),
+        key: "id".into(),
+        columns: vec![
+            col("country", Ty::Text),
+            col("tags", Ty::Set),
+            col("age", Ty::Int),
+            col("seen", Ty::Ts),
+            col("ltv", Ty::Float),
+            col("ok", Ty::Bool),
+        ],
+        style: IdentStyle::Plain,
+    }
+}
+const COUNTRY: usize = 0;
+const TAGS: usize = 1;
+const AGE: usize = 2;
+const SEEN: usize = 3;
+const LTV: usize = 4;
+const OK: usize = 5;
+
+fn s(v: &str) -> Lit {
+    Lit::Str(v.into())
+}
+fn tags(v: &[&str]) -> Lit {
+    Lit::Set(v.iter().map(|x| x.to_string()).collect())
+}
+fn text(v: &str) -> Value {
+    Value::Text(v.into())
+}
+fn count_where(p: Pred) -> Query {
+    Query::Aggs {
+        items: vec![(Agg::COUNT_STAR, None)],
+        filter: Some(p),
+    }
+}
+fn agg(func: Func, c: usize) -> (Agg, Option<String>) {
+    (
+        Agg {
+            func,
+            arg: Some(Target::Col(c)),
+        },
+        None,
+    )
+}
+fn group(keys: &[usize], order: Vec<Order>) -> Query {
+    let mut items: Vec<GItem> = keys.iter().map(|k| GItem::Key(*k, None)).collect();
+    items.push(GItem::Agg(Agg::COUNT_STAR, None));
+    Query::Groups {
+        keys: keys.to_vec(),
+        items,
+        filter: None,
+        order,
+        limit: None,
+    }
+}
+
+/// Four profiles: u1 (NL, [a,b], 30, T0, 1.5, true), u2 (BE, [], -5, 0,
+/// 2.25, false), u3 (all NULL), u4 (NL, [b], 30, T0 + 1 day, NULL, true).
+fn hand_built() -> (tempfile::TempDir, Database, Schema, Model) {
+    let schema = hand_schema();
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options(true)).unwrap();
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, country TEXT, tags SET<TEXT>, age INT, seen TIMESTAMP, ltv FLOAT, ok BOOL)")
+        .unwrap();
+    let all: Vec<Target> = std::iter::once(Target::Key)
+        .chain((0..6).map(Target::Col))
+        .collect();
+    let ts = |text: &str, secs, keyword| Lit::Ts {
+        text: text.into(),
+        secs,
+        keyword,
+    };
+    let writes = vec![
+        Write::Insert {
+            targets: all.clone(),
+            rows: vec![
+                vec![
+                    s("u1"),
+                    s("NL"),
+                    tags(&["b", "a"]),
+                    Lit::Int(30),
+                    ts("2026-11-01T00:00:00Z", T0, false),
+                    Lit::Float("1.50".into()),
+                    Lit::Bool(true),
+                ],
+                vec![
+                    s("u2"),
+                    s("BE"),
+                    tags(&[]),
+                    Lit::Int(-5),
+                    Lit::Int(0),
+                    Lit::Float("2.25".into()),
+                    Lit::Bool(false),
+                ],
+                vec![
+                    s("u4"),
+                    s("NL"),
+                    tags(&["b", "b"]),
+                    Lit::Int(30),
+                    ts("2026-11-02", T0 + 86_400, true),
+                    Lit::Null,
+                    Lit::Bool(false),
+                ],
+            ],
+        },
+        Write::Insert {
+            targets: vec![Target::Key],
+            rows: vec![vec![s("u3")], vec![s("u5")]],
+        },
+        // An upsert of one column keeps the others.
+        Write::Insert {
+            targets: vec![Target::Col(OK), Target::Key],
+            rows: vec![vec![Lit::Bool(true), s("u4")]],
+        },
+        // Removing from a NULL set leaves it NULL.
+        Write::Update {
+            assigns: vec![Assign::Remove(TAGS, vec!["zz".into()])],
+            filter: Some(Pred::IsNull(Target::Col(TAGS), false)),
+        },
+        Write::Delete {
+            filter: Some(Pred::Cmp(Target::Key, Op::Eq, s("u5"))),
+        },
+    ];
+    let mut model = Model::default();
+    for w in &writes {
+        let want = model.apply(&schema, w);
+        let outs = db.execute(&w.sql(&schema)).unwrap();
+        assert!(
+            matches!(outs[..], [Output::Done { affected, .. }] if affected == want),
+            "{}: {outs:?}, expected {want} affected",
+            w.sql(&schema)
+        );
+    }
+    (dir, db, schema, model)
+}
+
+/// The hand-written answers of the hand-built table.
+fn hand_cases() -> Vec<(Query, Expected)> {
+    let col = Target::Col;
+    let one = |n: i64| Expected::Ordered(vec![vec![Value::Int(n)]]);
+    vec![
+        // A negative comparison is false on NULL; NOT of a comparison is true on NULL.
+        (
+            count_where(Pred::Cmp(col(COUNTRY), Op::Ne, s("NL"))),
+            one(1),
+        ),
+        (
+            count_where(Pred::Not(Box::new(Pred::Cmp(
+                col(COUNTRY),
+                Op::Eq,
+                s("NL"),
+            )))),
+            one(2),
+        ),
+        (
+            count_where(Pred::In(col(COUNTRY), vec![s("BE")], true)),
+            one(2),
+        ),
+        // NULL is not the empty set.
+        (count_where(Pred::IsNull(col(TAGS), false)), one(1)),
+        (
+            count_where(Pred::Between(AGE, Lit::Int(0), Lit::Int(100), true)),
+            one(1),
+        ),
+        (
+            count_where(Pred::Between(AGE, Lit::Int(100), Lit::Int(0), false)),
+            one(0),
+        ),
+        (
+            count_where(Pred::Cmp(
+                col(SEEN),
+                Op::Ge,
+                Lit::Ts {
+                    text: "2026-11-01T01:00:00+01:00".into(),
+                    secs: T0,
+                    keyword: false,
+                },
+            )),
+            one(2),
+        ),
+        (
+            count_where(Pred::Cmp(
+                col(SEEN),
+                Op::Eq,
+                Lit::Ts {
+                    text: "2026-11-02".into(),
+                    secs: T0 + 86_400,
+                    keyword: true,
+                },
+            )),
+            one(1),
+        ),
+        (count_where(Pred::IsNull(Target::Key, false)), one(0)),
+        (
+            count_where(Pred::Cmp(col(LTV), Op::Gt, Lit::Int(2))),
+            one(1),
+        ),
+        (
+            count_where(Pred::HasAll(TAGS, vec![s("a"), s("b")])),
+            one(1),
+        ),
+        (
+            count_where(Pred::HasAny(TAGS, vec![s("b"), s("zz")])),
+            one(2),
+        ),
+        (
+            count_where(Pred::Cmp(col(OK), Op::Ne, Lit::Bool(true))),
+            one(1),
+        ),
+        // GROUP BY a set: once per tag; NULL and [] form the NULL group.
+        (
+            group(&[TAGS], vec![]),
+            Expected::Ordered(vec![
+                vec![text("a"), Value::Int(1)],
+                vec![text("b"), Value::Int(2)],
+                vec![Value::Null, Value::Int(2)],
+            ]),
+        ),
+        (
+            group(&[COUNTRY, TAGS], vec![]),
+            Expected::Ordered(vec![
+                vec![text("BE"), Value::Null, Value::Int(1)],
+                vec![text("NL"), text("a"), Value::Int(1)],
+                vec![text("NL"), text("b"), Value::Int(2)],
+                vec![Value::Null, Value::Null, Value::Int(1)],
+            ]),
+        ),
+        // Ties keep the key order.
+        (
+            group(
+                &[COUNTRY],
+                vec![Order {
+                    key: OrderKey::Pos(2),
+                    desc: Some(true),
+                }],
+            ),
+            Expected::Ordered(vec![
+                vec![text("NL"), Value::Int(2)],
+                vec![text("BE"), Value::Int(1)],
+                vec![Value::Null, Value::Int(1)],
+            ]),
+        ),
+        (
+            group(
+                &[OK],
+                vec![Order {
+                    key: OrderKey::Name("ok".into()),
+                    desc: Some(true),
+                }],
+            ),
+            Expected::Ordered(vec![
+                vec![Value::Null, Value::Int(1)],
+                vec![Value::Bool(true), Value::Int(2)],
+                vec![Value::Bool(false), Value::Int(1)],
+            ]),
+        ),
+        (
+            Query::Aggs {
+                items: vec![
+                    agg(Func::Sum, AGE),
+                    agg(Func::Avg, AGE),
+                    agg(Func::Min, AGE),
+                    agg(Func::Max, AGE),
+                    agg(Func::Count, AGE),
+                ],
+                filter: None,
+            },
+            Expected::Ordered(vec![vec![
+                Value::Int(55),
+                Value::Float(55.0 / 3.0),
+                Value::Int(-5),
+                Value::Int(30),
+                Value::Int(3),
+            ]]),
+        ),
+        (
+            Query::Aggs {
+                items: vec![
+                    agg(Func::Sum, SEEN),
+                    agg(Func::Min, SEEN),
+                    agg(Func::Max, LTV),
+                    agg(Func::Sum, LTV),
+                    agg(Func::Min, COUNTRY),
+                    agg(Func::Max, COUNTRY),
+                    agg(Func::Count, TAGS),
+                ],
+                filter: None,
+            },
+            Expected::Ordered(vec![vec![
+                Value::Int(2 * T0 + 86_400),
+                Value::Timestamp(0),
+                Value::Float(2.25),
+                Value::Float(3.75),
+                text("BE"),
+                text("NL"),
+                Value::Int(3),
+            ]]),
+        ),
+        // Over no rows: SUM / MIN are NULL, COUNT is 0.
+        (
+            Query::Aggs {
+                items: vec![
+                    agg(Func::Sum, AGE),
+                    agg(Func::Min, COUNTRY),
+                    agg(Func::Count, AGE),
+                    (Agg::COUNT_STAR, None),
+                ],
+                filter: Some(Pred::Cmp(col(COUNTRY), Op::Eq, s("zz"))),
+            },
+            Expected::Ordered(vec![vec![
+                Value::Null,
+                Value::Null,
+                Value::Int(0),
+                Value::Int(0),
+            ]]),
+        ),
+        (
+            Query::Rows {
+                fields: Some(vec![Target::Key, col(TAGS)]),
+                filter: Some(Pred::IsNull(col(TAGS), true)),
+                limit: None,
+            },
+            Expected::Unordered(vec![
+                vec![text("u1"), Value::Set(vec!["a".into(), "b".into()])],
+                vec![text("u2"), Value::Set(vec![])],
+                vec![text("u4"), Value::Set(vec!["b".into()])],
+            ]),
+        ),
+    ]
+}
+
+#[test]
+fn the_model_and_the_engine_give_hand_computed_answers() {
+    let (_dir, db, schema, model) = hand_built();
+    for (q, answer) in hand_cases() {
+        let sql = q.sql(&schema);
+        let exp = q.expect(&schema, &model);
+        assert_eq!(exp.expected, answer, "the model's answer to {sql}");
+        let actual = engine_rows(&db, &sql).unwrap();
+        if let Err(why) = check(&exp, &actual) {
+            panic!("{sql}: {why}");
+        }
+    }
+}
+
+#[test]
+fn the_comparison_detects_wrong_answers() {
+    let (_dir, db, schema, model) = hand_built();
+    // A model with three-valued NOT (NULL excluded) would expect 1 here; the engine says 2.
+    let q = count_where(Pred::Not(Box::new(Pred::Cmp(
+        Target::Col(COUNTRY),
+        Op::Eq,
+        s("NL"),
+    ))));
+    let actual = engine_rows(&db, &q.sql(&schema)).unwrap();
+    let right = q.expect(&schema, &model);
+    assert!(check(&right, &actual).is_ok());
+    let wrong = Expectation {
+        expected: Expected::Ordered(vec![vec![Value::Int(1)]]),
+        approx: vec![false],
+    };
+    assert!(check(&wrong, &actual).is_err());
+    // Group rows in another order are detected.
+    let q = group(&[TAGS], vec![]);
+    let actual = engine_rows(&db, &q.sql(&schema)).unwrap();
+    let mut exp = q.expect(&schema, &model);
+    assert!(check(&exp, &actual).is_ok());
+    if let Expected::Ordered(rows) = &mut exp.expected {
+        rows.reverse();
+    }
+    assert!(check(&exp, &actual).is_err());
+    // A missing or extra row of an unordered result is detected; order is not.
+    let q = Query::Rows {
+        fields: None,
+        filter: None,
+        limit: None,
+    };
+    let actual = engine_rows(&db, &q.sql(&schema)).unwrap();
+    let exp = q.expect(&schema, &model);
+    assert!(check(&exp, &actual).is_ok());
+    let Expected::Unordered(all) = exp.expected.clone() else {
+        panic!("row queries are unordered");
+    };
+    let mut reversed = all.clone();
+    reversed.reverse();
+    let ok = |e: Expected| {
+        check(
+            &Expectation {
+                expected: e,
+                approx: exp.approx.clone(),
+            },
+            &actual,
+        )
+    };
+    assert!(ok(Expected::Unordered(reversed)).is_ok());
+    assert!(ok(Expected::Unordered(all[1..].to_vec())).is_err());
+    // LIMIT: the right number of rows, each one of the matching rows.
+    let limited = Ok(all[..2].to_vec());
+    let subset = |n, all: Vec<Vec<Value>>| Expectation {
+        expected: Expected::Subset { all, n },
+        approx: exp.approx.clone(),
+    };
+    assert!(check(&subset(2, all.clone()), &limited).is_ok());
+    assert!(check(&subset(3, all.clone()), &limited).is_err());
+    assert!(check(&subset(2, all[1..].to_vec()), &limited).is_err());
+    // Exact values: types matter, FLOAT sums get a relative tolerance only where allowed.
+    let one = |v: Value, approx| Expectation {
+        expected: Expected::Ordered(vec![vec![v]]),
+        approx: vec![approx],
+    };
+    assert!(check(
+        &one(Value::Int(5), false),
+        &Ok(vec![vec![Value::Timestamp(5)]])
+    )
+    .is_err());
+    let near = Ok(vec![vec![Value::Float(0.1 + 0.2)]]);
+    assert!(check(&one(Value::Float(0.3), true), &near).is_ok());
+    assert!(check(&one(Value::Float(0.3), false), &near).is_err());
+    assert!(check(&one(Value::Float(0.3001), true), &near).is_err());
+    // An expected error must be an error, and an error is never expected otherwise.
+    let err = Expectation {
+        expected: Expected::Error("overflow".into()),
+        approx: vec![false],
+    };
+    assert!(check(&err, &Ok(vec![vec![Value::Int(1)]])).is_err());
+    assert!(check(&one(Value::Int(1), false), &Err("boom".into())).is_err());
+}
+
+#[test]
+fn sum_overflow_is_an_error_in_the_model_and_the_engine() {
+    let schema = Schema {
+        table: "t".into(),
+        key: "id".into(),
+        columns: vec![Column {
+            name: "n".into(),
+            ty: Ty::Int,
+        }],
+        style: IdentStyle::Plain,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options(true)).unwrap();
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, n INT)")
+        .unwrap();
+    let w = Write::Insert {
+        targets: vec![Target::Key, Target::Col(0)],
+        rows: vec![vec![s("a"), Lit::Int(i64::MAX)], vec![s("b"), Lit::Int(1)]],
+    };
+    let mut model = Model::default();
+    model.apply(&schema, &w);
+    db.execute(&w.sql(&schema)).unwrap();
+    let q = Query::Aggs {
+        items: vec![agg(Func::Sum, 0), agg(Func::Max, 0)],
+        filter: None,
+    };
+    let exp = q.expect(&schema, &model);
+    assert!(matches!(exp.expected, Expected::Error(_)), "{exp:?}");
+    let actual = engine_rows(&db, &q.sql(&schema)).unwrap();
+    assert!(actual.is_err(), "{actual:?}");
+    // AVG does not overflow: it is computed in floating point from an exact sum.
+    let q = Query::Aggs {
+        items: vec![agg(Func::Avg, 0)],
+        filter: None,
+    };
+    let exp = q.expect(&schema, &model);
+    assert_eq!(
+        exp.expected,
+        Expected::Ordered(vec![vec![Value::Float(
+            (i128::from(i64::MAX) + 1) as f64 / 2.0
+        )]])
+    );
+    check(&exp, &engine_rows(&db, &q.sql(&schema)).unwrap()).unwrap();
+}
+
+#[test]
+fn iso8601_renderings_name_the_right_instant() {
+    use differential::model::iso8601;
+    assert_eq!(iso8601(T0, 0), "2026-11-01T00:00:00Z");
+    assert_eq!(iso8601(T0, 1), "2026-11-01 00:00:00");
+    assert_eq!(iso8601(T0, 2), "2026-11-01T01:00:00+01:00");
+    assert_eq!(iso8601(T0, 3), "2026-11-01");
+    assert_eq!(iso8601(T0 + 59, 3), "2026-11-01T00:00:59Z");
+    assert_eq!(iso8601(T0 + 3600, 4), "2026-11-01T01:00");
+    assert_eq!(iso8601(-86_400, 0), "1969-12-31T00:00:00Z");
+    assert_eq!(iso8601(951_782_400, 3), "2000-02-29");
+    // And the engine reads them as the same instants.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options(true)).unwrap();
+    db.execute("CREATE TABLE t (id TEXT PRIMARY KEY, at TIMESTAMP)")
+        .unwrap();
+    for secs in [T0, T0 + 59, T0 + 3600, -86_400, 951_782_400, 0] {
+        for style in 0..5 {
+            let text = iso8601(secs, style);
+            let rows = db
+                .execute(&format!(
+                    "INSERT INTO t (id, at) VALUES ('x', '{text}'); SELECT at FROM t WHERE id = 'x'"
+                ))
+                .unwrap()
+                .pop()
+                .unwrap()
+                .into_rows()
+                .unwrap();
+            assert_eq!(rows, vec![vec![Value::Timestamp(secs)]], "{text}");
+        }
+    }
+}

@@ -1,0 +1,746 @@
+//! Random schemas, data, predicates, writes and queries. Value domains are
+//! small so that predicates hit; values absent from the data are mixed in so
+//! that they must match nothing.
+
+use super::model::{iso8601, Assign, Column, IdentStyle, Lit, Op, Pred, Schema, Target, Ty, Write};
+use super::query::{Agg, Func, GItem, Order, OrderKey, Query};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+
+/// Constructs the generator can be told to leave out while an engine bug is
+/// open (all on: no open bug needs one).
+#[derive(Debug, Clone, Copy)]
+pub struct Features {
+    pub int_extremes: bool,
+}
+
+const TEXTS: &[&str] = &[
+    "a",
+    "b",
+    "NL",
+    "x y",
+    "it's",
+    "B",
+    "ab",
+    "",
+    "back\\slash",
+    "é",
+    "line\nbreak\t",
+    "semi; -- not a comment",
+    "(NOT",
+    "😀",
+    "Z",
+];
+const ABSENT_TEXTS: &[&str] = &["zz", "A", "nope", "a ", "'"];
+const TAGS: &[&str] = &[
+    "a",
+    "b",
+    "c",
+    "NL",
+    "x y",
+    "it's",
+    "]",
+    "new\nline",
+    "",
+    "😀",
+];
+const ABSENT_TAGS: &[&str] = &["q", "zz", "A"];
+const INT_EXTREMES: &[i64] = &[i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX];
+/// 2026-11-01T00:00:00Z.
+const T0: i64 = 1_793_491_200;
+/// 9999-12-31T23:59:59Z and 0001-01-01T00:00:00Z: the ISO-8601 range with 4-digit years.
+const TS_MAX_ISO: i64 = 253_402_300_799;
+const TS_MIN_ISO: i64 = -62_135_596_800;
+const FLOAT_CENTS: &[i64] = &[-150, -25, 0, 25, 150, 275, 1000, 1234, 99_999];
+
+/// Per-column value domain.
+#[derive(Debug, Clone)]
+enum Domain {
+    Texts(Vec<String>),
+    Ints(Vec<i64>),
+    Cents(Vec<i64>),
+    Bools,
+}
+
+pub struct Gen {
+    pub rng: StdRng,
+    pub schema: Schema,
+    domains: Vec<Domain>,
+    /// Ids used in writes and key predicates.
+    ids: Vec<String>,
+    /// Int / timestamp extremes in the data (then SUM may overflow, which the model expects).
+    extremes: bool,
+    /// A large table, loaded by [`Gen::bulk_load`].
+    pub big: bool,
+}
+
+/// The share of seeds with a large table.
+const BIG_TABLES: f64 = 0.06;
+
+fn pick<'a, T>(rng: &mut StdRng, xs: &'a [T]) -> &'a T {
+    &xs[rng.random_range(0..xs.len())]
+}
+
+fn subset<T: Clone>(rng: &mut StdRng, xs: &[T], min: usize, max: usize) -> Vec<T> {
+    let mut v: Vec<T> = xs.to_vec();
+    shuffle(rng, &mut v);
+    v.truncate(rng.random_range(min..=max.min(xs.len()).max(min)));
+    v
+}
+
+fn shuffle<T>(rng: &mut StdRng, xs: &mut [T]) {
+    for i in (1..xs.len()).rev() {
+        xs.swap(i, rng.random_range(0..=i));
+    }
+}
+
+impl Gen {
+    pub fn new(seed: u64, features: Features) -> Gen {
+        let mut rng = StdRng::seed_from_u64(seed);
+        // Some tables are large (bitmap containers, big overlays over parts).
+        let big = rng.random_bool(BIG_TABLES);
+        let id_space = if big {
+            rng.random_range(2000..6000)
+        } else {
+            *pick(&mut rng, &[4usize, 12, 30, 80])
+        };
+        let mut ids: Vec<String> = (0..id_space).map(|i| format!("u{i}")).collect();
+        if rng.random_bool(0.3) {
+            ids.push("o'k".into());
+        }
+        let extremes = features.int_extremes && rng.random_bool(0.3);
+        let mut gen = Gen {
+            rng,
+            schema: Schema {
+                table: "t".into(),
+                key: "id".into(),
+                columns: Vec::new(),
+                style: IdentStyle::Plain,
+            },
+            big,
+            domains: Vec::new(),
+            ids,
+            extremes,
+        };
+        gen.new_schema();
+        gen
+    }
+
+    /// Picks a new random schema (1-6 columns of random types, spelled in a
+    /// random identifier style) and value domains for it.
+    pub fn new_schema(&mut self) {
+        let rng = &mut self.rng;
+        let n = rng.random_range(1..=6);
+        let mut columns = Vec::new();
+        let mut domains = Vec::new();
+        for i in 0..n {
+            let ty = *pick(rng, &Ty::ALL);
+            columns.push(Column {
+                name: format!("c{i}"),
+                ty,
+            });
+            let wide = rng.random_bool(0.08);
+            domains.push(match ty {
+                Ty::Text | Ty::Set if wide => Domain::Texts(
+                    (0..rng.random_range(50..300))
+                        .map(|v| format!("v{v}"))
+                        .collect(),
+                ),
+                Ty::Text => Domain::Texts(
+                    subset(rng, TEXTS, 2, 5)
+                        .into_iter()
+                        .map(String::from)
+                        .chain(rng.random_bool(0.05).then(|| "x".repeat(1000)))
+                        .collect(),
+                ),
+                Ty::Set => Domain::Texts(
+                    subset(rng, TAGS, 2, 5)
+                        .into_iter()
+                        .map(String::from)
+                        .collect(),
+                ),
+                Ty::Int => Domain::Ints(match rng.random_range(0..4) {
+                    0 => (-3..=3).collect(),
+                    1 => subset(rng, &[-100, -7, -1, 0, 1, 2, 42, 99, 1000], 3, 6),
+                    2 => (0..4).map(|_| rng.random_range(-50..=50)).collect(),
+                    _ => (0..6)
+                        .map(|_| rng.random_range(-1_000_000_000_000i64..1_000_000_000_000))
+                        .collect(),
+                }),
+                Ty::Ts => Domain::Ints(subset(
+                    rng,
+                    &[
+                        T0,
+                        T0 + 3600,
+                        T0 + 86_400,
+                        T0 - 86_400,
+                        T0 + 59,
+                        T0 - 1,
+                        0,
+                        -86_400,
+                        1_000_000_000,
+                        TS_MAX_ISO,
+                        TS_MIN_ISO,
+                    ],
+                    3,
+                    6,
+                )),
+                Ty::Float => Domain::Cents(subset(rng, FLOAT_CENTS, 3, 6)),
+                Ty::Bool => Domain::Bools,
+            });
+        }
+        let style = *pick(
+            rng,
+            &[
+                IdentStyle::Plain,
+                IdentStyle::Plain,
+                IdentStyle::Plain,
+                IdentStyle::Upper,
+                IdentStyle::Quoted,
+            ],
+        );
+        self.schema.columns = columns;
+        self.schema.style = style;
+        self.domains = domains;
+    }
+
+    pub fn create_sql(&mut self) -> String {
+        let mut cols = vec![format!("{} TEXT PRIMARY KEY", self.schema.key)];
+        for c in &self.schema.columns {
+            let names: &[&str] = match c.ty {
+                Ty::Text => &["TEXT", "text", "VARCHAR", "STRING"],
+                Ty::Set => &["SET<TEXT>", "set<text>"],
+                Ty::Int => &["INT", "INTEGER", "BIGINT"],
+                Ty::Ts => &["TIMESTAMP", "timestamptz"],
+                Ty::Float => &["FLOAT", "DOUBLE", "REAL"],
+                Ty::Bool => &["BOOL", "BOOLEAN"],
+            };
+            cols.push(format!("{} {}", c.name, pick(&mut self.rng, names)));
+        }
+        format!("CREATE TABLE {} ({})", self.schema.table, cols.join(", "))
+    }
+
+    fn texts(&self, c: usize) -> &[String] {
+        match &self.domains[c] {
+            Domain::Texts(t) => t,
+            _ => unreachable!(),
+        }
+    }
+
+    /// A random value of the INT / TIMESTAMP / FLOAT (cents) domain of column `c`.
+    fn number(&mut self, c: usize) -> i64 {
+        let d = match &self.domains[c] {
+            Domain::Ints(d) | Domain::Cents(d) => d,
+            other => unreachable!("{other:?} is not numeric"),
+        };
+        d[self.rng.random_range(0..d.len())]
+    }
+
+    fn id(&mut self) -> String {
+        if self.rng.random_bool(0.05) {
+            return pick(&mut self.rng, &["nobody", ""]).to_string();
+        }
+        pick(&mut self.rng, &self.ids).clone()
+    }
+
+    fn text(&mut self, c: usize, absent: bool) -> String {
+        if absent && self.rng.random_bool(0.2) {
+            let pool = if self.schema.columns[c].ty == Ty::Set {
+                ABSENT_TAGS
+            } else {
+                ABSENT_TEXTS
+            };
+            return pick(&mut self.rng, pool).to_string();
+        }
+        let i = self.rng.random_range(0..self.texts(c).len());
+        self.texts(c)[i].clone()
+    }
+
+    fn tags(&mut self, c: usize, min: usize, max: usize, absent: bool) -> Vec<String> {
+        let n = self.rng.random_range(min..=max);
+        (0..n).map(|_| self.text(c, absent)).collect()
+    }
+
+    /// A string literal, written with `''` or (sometimes) backslash escapes.
+    fn str_lit(&mut self, text: String) -> Lit {
+        if self.rng.random_bool(0.15) {
+            Lit::StrBs(text)
+        } else {
+            Lit::Str(text)
+        }
+    }
+
+    fn ts_lit(&mut self, secs: i64) -> Lit {
+        if !(TS_MIN_ISO..=TS_MAX_ISO - 3600).contains(&secs) || self.rng.random_bool(0.4) {
+            return Lit::Int(secs);
+        }
+        Lit::Ts {
+            text: iso8601(secs, self.rng.random_range(0..5)),
+            secs,
+            keyword: self.rng.random_bool(0.3),
+        }
+    }
+
+    fn cents_lit(&mut self, cents: i64) -> Lit {
+        if cents % 100 == 0 && self.rng.random_bool(0.3) {
+            return Lit::Int(cents / 100);
+        }
+        if self.rng.random_bool(0.1) {
+            return Lit::Float(format!("{cents}e-2"));
+        }
+        let sign = if cents < 0 { "-" } else { "" };
+        let a = cents.unsigned_abs();
+        Lit::Float(format!("{sign}{}.{:02}", a / 100, a % 100))
+    }
+
+    /// A value to store in column `c` (NULL sometimes).
+    fn data_lit(&mut self, c: usize) -> Lit {
+        if self.rng.random_bool(0.12) {
+            return Lit::Null;
+        }
+        match self.schema.columns[c].ty {
+            Ty::Text => {
+                let t = self.text(c, false);
+                self.str_lit(t)
+            }
+            Ty::Set => {
+                if self.rng.random_bool(0.15) {
+                    Lit::Set(Vec::new())
+                } else {
+                    Lit::Set(self.tags(c, 1, 4, false))
+                }
+            }
+            Ty::Int if self.extremes && self.rng.random_bool(0.05) => {
+                Lit::Int(*pick(&mut self.rng, INT_EXTREMES))
+            }
+            Ty::Int => Lit::Int(self.number(c)),
+            Ty::Ts if self.extremes && self.rng.random_bool(0.05) => {
+                Lit::Int(*pick(&mut self.rng, INT_EXTREMES))
+            }
+            Ty::Ts => {
+                let secs = self.number(c);
+                self.ts_lit(secs)
+            }
+            Ty::Float => {
+                let cents = self.number(c);
+                self.cents_lit(cents)
+            }
+            Ty::Bool => Lit::Bool(self.rng.random_bool(0.5)),
+        }
+    }
+
+    /// A non-NULL literal to compare column `c` with: usually a value of
+    /// its domain, sometimes a neighbour or a value absent from the data.
+    fn pred_lit(&mut self, c: usize) -> Lit {
+        match self.schema.columns[c].ty {
+            Ty::Text | Ty::Set => {
+                let t = self.text(c, true);
+                self.str_lit(t)
+            }
+            Ty::Int | Ty::Ts => {
+                let v = self.number(c);
+                let v = match self.rng.random_range(0..10) {
+                    0 => v.saturating_add(1),
+                    1 => v.saturating_sub(1),
+                    2 if self.rng.random_bool(0.3) => *pick(&mut self.rng, INT_EXTREMES),
+                    3 => self.rng.random_range(-1000..=1000),
+                    _ => v,
+                };
+                if self.schema.columns[c].ty == Ty::Ts {
+                    self.ts_lit(v)
+                } else {
+                    Lit::Int(v)
+                }
+            }
+            Ty::Float => {
+                let v = self.number(c);
+                let v = match self.rng.random_range(0..10) {
+                    0 => v + 1,
+                    1 => v - 1,
+                    2 => self.rng.random_range(-2000..=2000),
+                    _ => v,
+                };
+                self.cents_lit(v)
+            }
+            Ty::Bool => Lit::Bool(self.rng.random_bool(0.5)),
+        }
+    }
+
+    fn lits(&mut self, c: usize, max: usize) -> Vec<Lit> {
+        let n = self.rng.random_range(1..=max);
+        (0..n).map(|_| self.pred_lit(c)).collect()
+    }
+
+    fn key_leaf(&mut self) -> Pred {
+        let r = self.rng.random_range(0..10);
+        let id_lit = |g: &mut Gen| {
+            let id = g.id();
+            g.str_lit(id)
+        };
+        match r {
+            0..=3 => {
+                let op = *pick(&mut self.rng, &[Op::Eq, Op::Eq, Op::Ne, Op::NeAlt]);
+                Pred::Cmp(Target::Key, op, id_lit(self))
+            }
+            4..=7 => {
+                let n = self.rng.random_range(1..=4);
+                let ids = (0..n).map(|_| id_lit(self)).collect();
+                Pred::In(Target::Key, ids, self.rng.random_bool(0.4))
+            }
+            _ => Pred::IsNull(Target::Key, self.rng.random_bool(0.5)),
+        }
+    }
+
+    fn leaf(&mut self) -> Pred {
+        if self.rng.random_bool(0.1) {
+            return self.key_leaf();
+        }
+        let c = self.rng.random_range(0..self.schema.columns.len());
+        let t = Target::Col(c);
+        if self.rng.random_bool(0.1) {
+            return Pred::IsNull(t, self.rng.random_bool(0.5));
+        }
+        match self.schema.columns[c].ty {
+            Ty::Set => match self.rng.random_range(0..3) {
+                0 => Pred::Has(c, self.pred_lit(c)),
+                1 => Pred::HasAny(c, self.lits(c, 3)),
+                _ => Pred::HasAll(c, self.lits(c, 3)),
+            },
+            Ty::Bool => match self.rng.random_range(0..2) {
+                0 => {
+                    let op = *pick(&mut self.rng, &[Op::Eq, Op::Ne, Op::NeAlt]);
+                    Pred::Cmp(t, op, self.pred_lit(c))
+                }
+                _ => Pred::In(t, self.lits(c, 2), self.rng.random_bool(0.4)),
+            },
+            Ty::Text | Ty::Int | Ty::Ts | Ty::Float => match self.rng.random_range(0..4) {
+                0 | 1 => {
+                    let op = *pick(&mut self.rng, &Op::ALL);
+                    Pred::Cmp(t, op, self.pred_lit(c))
+                }
+                2 => Pred::In(t, self.lits(c, 4), self.rng.random_bool(0.4)),
+                _ => {
+                    let (lo, hi) = (self.pred_lit(c), self.pred_lit(c));
+                    Pred::Between(c, lo, hi, self.rng.random_bool(0.4))
+                }
+            },
+        }
+    }
+
+    /// A random predicate tree of at most `depth` levels of AND / OR / NOT.
+    pub fn pred(&mut self, depth: u32) -> Pred {
+        if depth == 0 || self.rng.random_bool(0.3) {
+            return self.leaf();
+        }
+        match self.rng.random_range(0..10) {
+            0..=3 => {
+                let n = self.rng.random_range(2..=3);
+                Pred::And((0..n).map(|_| self.pred(depth - 1)).collect())
+            }
+            4..=6 => {
+                let n = self.rng.random_range(2..=3);
+                Pred::Or((0..n).map(|_| self.pred(depth - 1)).collect())
+            }
+            7 | 8 => Pred::Not(Box::new(self.pred(depth - 1))),
+            _ => Pred::Paren(Box::new(self.pred(depth - 1))),
+        }
+    }
+
+    /// A WHERE clause (none with probability `p_none`); mostly small trees
+    /// so that many answers are not empty, sometimes as deep as 4.
+    fn filter(&mut self, p_none: f64) -> Option<Pred> {
+        if self.rng.random_bool(p_none) {
+            None
+        } else {
+            let depth = *pick(&mut self.rng, &[0, 1, 1, 2, 2, 3, 4]);
+            Some(self.pred(depth))
+        }
+    }
+
+    pub fn write(&mut self) -> Write {
+        let n = self.schema.columns.len();
+        match self.rng.random_range(0..100) {
+            0..=54 => {
+                let mut targets: Vec<Target> = subset(
+                    &mut self.rng,
+                    &(0..n).map(Target::Col).collect::<Vec<_>>(),
+                    0,
+                    n,
+                );
+                if targets.is_empty() && self.rng.random_bool(0.7) {
+                    targets.push(Target::Col(self.rng.random_range(0..n)));
+                }
+                let at = self.rng.random_range(0..=targets.len());
+                targets.insert(at, Target::Key);
+                let rows = (0..self.rng.random_range(1..=6))
+                    .map(|_| {
+                        targets
+                            .iter()
+                            .map(|t| match t {
+                                Target::Key => {
+                                    let id = pick(&mut self.rng, &self.ids).clone();
+                                    self.str_lit(id)
+                                }
+                                Target::Col(c) => self.data_lit(*c),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                Write::Insert { targets, rows }
+            }
+            55..=79 => {
+                let cols = subset(&mut self.rng, &(0..n).collect::<Vec<_>>(), 1, 3);
+                let assigns = cols
+                    .into_iter()
+                    .map(|c| {
+                        if self.schema.columns[c].ty == Ty::Set {
+                            match self.rng.random_range(0..4) {
+                                0 => Assign::Set(c, self.data_lit(c)),
+                                1 | 2 => Assign::Add(c, self.tags(c, 0, 2, true)),
+                                _ => Assign::Remove(c, self.tags(c, 1, 2, true)),
+                            }
+                        } else {
+                            Assign::Set(c, self.data_lit(c))
+                        }
+                    })
+                    .collect();
+                let filter = if self.rng.random_bool(0.15) {
+                    Some(self.key_leaf())
+                } else {
+                    self.filter(0.06)
+                };
+                Write::Update { assigns, filter }
+            }
+            _ => {
+                let filter = match self.rng.random_range(0..100) {
+                    0..=29 => Some(self.key_leaf()),
+                    30..=96 => self.filter(0.0),
+                    _ => None,
+                };
+                Write::Delete { filter }
+            }
+        }
+    }
+
+    fn agg(&mut self) -> Agg {
+        let n = self.schema.columns.len();
+        if self.rng.random_bool(0.15) {
+            return Agg::COUNT_STAR;
+        }
+        if self.rng.random_bool(0.05) {
+            return Agg {
+                func: Func::Count,
+                arg: Some(Target::Key),
+            };
+        }
+        let c = self.rng.random_range(0..n);
+        let ty = self.schema.columns[c].ty;
+        let mut funcs = vec![Func::Count];
+        if ty.numeric() {
+            funcs.extend([Func::Sum, Func::Avg]);
+        }
+        if ty.ordered() {
+            funcs.extend([Func::Min, Func::Max]);
+        }
+        Agg {
+            func: *pick(&mut self.rng, &funcs),
+            arg: Some(Target::Col(c)),
+        }
+    }
+
+    pub fn query(&mut self) -> Query {
+        let groupable: Vec<usize> = (0..self.schema.columns.len())
+            .filter(|c| self.schema.columns[*c].ty.groupable())
+            .collect();
+        let filter = self.filter(0.2);
+        let r = self.rng.random_range(0..100);
+        if r < 25 {
+            let alias = self.rng.random_bool(0.2).then(|| "n".to_string());
+            return Query::Aggs {
+                items: vec![(Agg::COUNT_STAR, alias)],
+                filter,
+            };
+        }
+        if r < 45 {
+            let items = (0..self.rng.random_range(1..=5))
+                .map(|_| (self.agg(), None))
+                .collect();
+            return Query::Aggs { items, filter };
+        }
+        if r < 72 && !groupable.is_empty() {
+            return self.group_query(&groupable, filter);
+        }
+        let fields = if self.rng.random_bool(0.15) {
+            None
+        } else {
+            let n = self.schema.columns.len();
+            let mut f: Vec<Target> = subset(
+                &mut self.rng,
+                &(0..n).map(Target::Col).collect::<Vec<_>>(),
+                0,
+                n,
+            );
+            if f.is_empty() || self.rng.random_bool(0.9) {
+                let at = if self.rng.random_bool(0.7) {
+                    0
+                } else {
+                    self.rng.random_range(0..=f.len())
+                };
+                f.insert(at, Target::Key);
+            }
+            Some(f)
+        };
+        let limit = self
+            .rng
+            .random_bool(0.25)
+            .then(|| self.rng.random_range(0..=8));
+        Query::Rows {
+            fields,
+            filter,
+            limit,
+        }
+    }
+
+    fn group_query(&mut self, groupable: &[usize], filter: Option<Pred>) -> Query {
+        let max = if self.rng.random_bool(0.4) { 2 } else { 1 };
+        let keys = subset(&mut self.rng, groupable, 1, max);
+        let mut items = Vec::new();
+        for k in &keys {
+            if self.rng.random_bool(0.85) {
+                let alias = self.rng.random_bool(0.15).then(|| format!("k{k}"));
+                items.push(GItem::Key(*k, alias));
+            }
+        }
+        if self.rng.random_bool(0.85) {
+            let alias = self.rng.random_bool(0.2).then(|| "n".to_string());
+            items.push(GItem::Agg(Agg::COUNT_STAR, alias));
+        }
+        if self.rng.random_bool(0.3) {
+            for _ in 0..self.rng.random_range(1..=2) {
+                let a = self.agg();
+                items.push(GItem::Agg(a, None));
+            }
+        }
+        if items.is_empty() {
+            items.push(GItem::Agg(Agg::COUNT_STAR, None));
+        }
+        if self.rng.random_bool(0.3) {
+            shuffle(&mut self.rng, &mut items);
+        }
+        let mut order = Vec::new();
+        if self.rng.random_bool(0.5) {
+            // Only exact outputs: FLOAT sums may differ in the last bits.
+            let eligible: Vec<usize> = (0..items.len())
+                .filter(|i| !matches!(&items[*i], GItem::Agg(a, _) if a.approx(&self.schema)))
+                .collect();
+            for _ in 0..self.rng.random_range(1..=2) {
+                if eligible.is_empty() {
+                    break;
+                }
+                let i = *pick(&mut self.rng, &eligible);
+                let key = match &items[i] {
+                    GItem::Key(c, alias) if self.rng.random_bool(0.6) => match alias {
+                        Some(a) if self.rng.random_bool(0.7) => OrderKey::Name(a.clone()),
+                        _ => OrderKey::Name(self.schema.columns[*c].name.clone()),
+                    },
+                    GItem::Agg(a, None) if a.arg.is_some() && self.rng.random_bool(0.5) => {
+                        OrderKey::Agg(a.clone())
+                    }
+                    GItem::Agg(_, Some(alias)) if self.rng.random_bool(0.6) => {
+                        OrderKey::Name(alias.clone())
+                    }
+                    GItem::Agg(a, None) if *a == Agg::COUNT_STAR && self.rng.random_bool(0.5) => {
+                        if self.rng.random_bool(0.7) {
+                            OrderKey::CountStar
+                        } else {
+                            OrderKey::Name("count".into())
+                        }
+                    }
+                    _ => OrderKey::Pos(i + 1),
+                };
+                let desc = *pick(&mut self.rng, &[None, Some(false), Some(true), Some(true)]);
+                order.push(Order { key, desc });
+            }
+        }
+        let limit = self
+            .rng
+            .random_bool(0.3)
+            .then(|| self.rng.random_range(0..=5));
+        Query::Groups {
+            keys,
+            items,
+            filter,
+            order,
+            limit,
+        }
+    }
+
+    /// A query that reads back every profile, for full-state comparisons.
+    pub fn everything(&self) -> Query {
+        Query::Rows {
+            fields: None,
+            filter: None,
+            limit: None,
+        }
+    }
+
+    /// INSERTs of every id of a large table, 500 profiles per statement
+    /// (nothing for a small table).
+    pub fn bulk_load(&mut self) -> Vec<Write> {
+        if !self.big {
+            return Vec::new();
+        }
+        let n = self.schema.columns.len();
+        let targets: Vec<Target> = std::iter::once(Target::Key)
+            .chain((0..n).map(Target::Col))
+            .collect();
+        let ids = self.ids.clone();
+        ids.chunks(500)
+            .map(|chunk| Write::Insert {
+                targets: targets.clone(),
+                rows: chunk
+                    .iter()
+                    .map(|id| {
+                        std::iter::once(Lit::Str(id.clone()))
+                            .chain((0..n).map(|c| self.data_lit(c)))
+                            .collect()
+                    })
+                    .collect(),
+            })
+            .collect()
+    }
+
+    /// An INSERT that must fail as a whole: one of its rows has an empty id
+    /// or a value of the wrong type (a string that is no timestamp, ...).
+    pub fn bad_write(&mut self) -> Write {
+        let n = self.schema.columns.len();
+        let targets: Vec<Target> = std::iter::once(Target::Key)
+            .chain((0..n).map(Target::Col))
+            .collect();
+        let mut rows: Vec<Vec<Lit>> = (0..self.rng.random_range(1..=3))
+            .map(|_| {
+                let id = pick(&mut self.rng, &self.ids).clone();
+                std::iter::once(Lit::Str(id))
+                    .chain((0..n).map(|c| self.data_lit(c)))
+                    .collect()
+            })
+            .collect();
+        let mut bad: Vec<Lit> = rows[0].clone();
+        if self.rng.random_bool(0.3) {
+            bad[0] = Lit::Str(String::new());
+        } else {
+            let c = self.rng.random_range(0..n);
+            bad[c + 1] = match self.schema.columns[c].ty {
+                Ty::Text => Lit::Int(1),
+                Ty::Set => Lit::Str("a".into()),
+                Ty::Int => Lit::Float("1.5".into()),
+                Ty::Ts => Lit::Str("yesterday".into()),
+                Ty::Float => Lit::Str("1.5".into()),
+                Ty::Bool => Lit::Int(1),
+            };
+        }
+        let at = self.rng.random_range(0..=rows.len());
+        rows.insert(at, bad);
+        Write::Insert { targets, rows }
+    }
+}

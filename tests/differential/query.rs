@@ -1,0 +1,671 @@
+//! Queries the generator makes, their SQL, the model's answer for them, and
+//! the comparison of an answer with the engine's.
+
+use super::model::{cell_value, compare, Model, Mv, Pred, Schema, Target, Ty};
+use cohortdb::query::OutColumn;
+use cohortdb::{ColumnType, Value};
+use std::cmp::Ordering;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Func {
+    Count,
+    Sum,
+    Avg,
+    Min,
+    Max,
+}
+
+impl Func {
+    fn name(self) -> &'static str {
+        match self {
+            Func::Count => "COUNT",
+            Func::Sum => "SUM",
+            Func::Avg => "AVG",
+            Func::Min => "MIN",
+            Func::Max => "MAX",
+        }
+    }
+}
+
+/// An aggregate; `arg: None` is `COUNT(*)`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Agg {
+    pub func: Func,
+    pub arg: Option<Target>,
+}
+
+impl Agg {
+    pub const COUNT_STAR: Agg = Agg {
+        func: Func::Count,
+        arg: None,
+    };
+
+    pub fn sql(&self, s: &Schema) -> String {
+        match self.arg {
+            None => "COUNT(*)".into(),
+            Some(t) => format!("{}({})", self.func.name(), s.name(t)),
+        }
+    }
+
+    /// The result column's default name.
+    fn default_name(&self, s: &Schema) -> String {
+        match self.arg {
+            None => "count".into(),
+            Some(t) => format!("{}({})", self.func.name().to_lowercase(), s.raw(t)),
+        }
+    }
+
+    /// SUM and AVG of a FLOAT column: summation order may change the last bits.
+    pub fn approx(&self, s: &Schema) -> bool {
+        matches!(self.func, Func::Sum | Func::Avg)
+            && matches!(self.arg, Some(Target::Col(c)) if s.columns[c].ty == Ty::Float)
+    }
+
+    /// The value over `rows`; `Err` when the engine must refuse (SUM overflow).
+    pub fn eval(&self, s: &Schema, rows: &[&Vec<Option<Mv>>]) -> Result<Value, String> {
+        let c = match self.arg {
+            None | Some(Target::Key) => return Ok(Value::Int(rows.len() as i64)),
+            Some(Target::Col(c)) => c,
+        };
+        let values: Vec<&Mv> = rows.iter().filter_map(|r| r[c].as_ref()).collect();
+        let n = values.len();
+        Ok(match self.func {
+            Func::Count => Value::Int(n as i64),
+            _ if n == 0 => Value::Null,
+            Func::Sum | Func::Avg => match s.columns[c].ty {
+                Ty::Float => {
+                    let mut sum = 0.0;
+                    for v in &values {
+                        let Mv::Float(x) = v else { unreachable!() };
+                        sum += x;
+                    }
+                    Value::Float(if self.func == Func::Avg {
+                        sum / n as f64
+                    } else {
+                        sum
+                    })
+                }
+                _ => {
+                    let sum: i128 = values
+                        .iter()
+                        .map(|v| match v {
+                            Mv::Int(x) | Mv::Ts(x) => i128::from(*x),
+                            _ => unreachable!(),
+                        })
+                        .sum();
+                    if self.func == Func::Avg {
+                        Value::Float(sum as f64 / n as f64)
+                    } else {
+                        Value::Int(i64::try_from(sum).map_err(|_| {
+                            format!("SUM({}) = {sum} overflows i64", s.columns[c].name)
+                        })?)
+                    }
+                }
+            },
+            Func::Min | Func::Max => {
+                let want = if self.func == Func::Min {
+                    Ordering::Less
+                } else {
+                    Ordering::Greater
+                };
+                let mut best = values[0];
+                for v in &values[1..] {
+                    if compare(v, best) == want {
+                        best = v;
+                    }
+                }
+                best.to_value()
+            }
+        })
+    }
+}
+
+/// An item of a grouped SELECT.
+#[derive(Debug, Clone, PartialEq)]
+pub enum GItem {
+    /// A group key column (by column index), with an optional alias.
+    Key(usize, Option<String>),
+    Agg(Agg, Option<String>),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum OrderKey {
+    /// `ORDER BY 2` (1-based).
+    Pos(usize),
+    /// A column or alias name.
+    Name(String),
+    CountStar,
+    /// An aggregate other than COUNT(*), as `SUM(c)`.
+    Agg(Agg),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Order {
+    pub key: OrderKey,
+    /// `None`: no direction written (ascending); `Some(true)`: DESC.
+    pub desc: Option<bool>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Query {
+    /// `SELECT aggs FROM t [WHERE p]` (one row).
+    Aggs {
+        items: Vec<(Agg, Option<String>)>,
+        filter: Option<Pred>,
+    },
+    Groups {
+        keys: Vec<usize>,
+        items: Vec<GItem>,
+        filter: Option<Pred>,
+        order: Vec<Order>,
+        limit: Option<u64>,
+    },
+    /// `fields: None` is `SELECT *`.
+    Rows {
+        fields: Option<Vec<Target>>,
+        filter: Option<Pred>,
+        limit: Option<u64>,
+    },
+}
+
+fn where_sql(filter: &Option<Pred>, s: &Schema) -> String {
+    filter
+        .as_ref()
+        .map(|p| format!(" WHERE {}", p.sql(s)))
+        .unwrap_or_default()
+}
+
+fn limit_sql(limit: Option<u64>) -> String {
+    limit.map(|n| format!(" LIMIT {n}")).unwrap_or_default()
+}
+
+fn alias_sql(alias: &Option<String>) -> String {
+    alias
+        .as_ref()
+        .map(|a| format!(" AS {a}"))
+        .unwrap_or_default()
+}
+
+/// What the engine must answer.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Expected {
+    /// Exactly these rows, in this order.
+    Ordered(Vec<Vec<Value>>),
+    /// These rows in any order.
+    Unordered(Vec<Vec<Value>>),
+    /// `min(n, all.len())` distinct rows of `all`, in any order (a LIMIT without ORDER BY).
+    Subset { all: Vec<Vec<Value>>, n: usize },
+    /// An error (the reason the model expects one).
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Expectation {
+    pub expected: Expected,
+    /// Per output column: compare FLOATs with a relative tolerance.
+    pub approx: Vec<bool>,
+}
+
+impl Expectation {
+    /// Whether the answer says something (an error, or a row with a value
+    /// other than NULL and 0): a statistic of how often predicates hit.
+    pub fn informative(&self) -> bool {
+        let rows = match &self.expected {
+            Expected::Error(_) => return true,
+            Expected::Ordered(rows) | Expected::Unordered(rows) => rows,
+            Expected::Subset { all, .. } => all,
+        };
+        rows.iter()
+            .flatten()
+            .any(|v| !matches!(v, Value::Null | Value::Int(0)))
+    }
+}
+
+/// A group key part; orders like the engine documents: false < true, text by bytes, NULL last.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Gk {
+    Bool(bool),
+    Text(String),
+    Null,
+}
+
+impl Gk {
+    fn value(&self) -> Value {
+        match self {
+            Gk::Bool(b) => Value::Bool(*b),
+            Gk::Text(s) => Value::Text(s.clone()),
+            Gk::Null => Value::Null,
+        }
+    }
+}
+
+/// The group key parts one profile contributes for a key column.
+fn key_parts(cell: &Option<Mv>) -> Vec<Gk> {
+    match cell {
+        None => vec![Gk::Null],
+        Some(Mv::Text(s)) => vec![Gk::Text(s.clone())],
+        Some(Mv::Bool(b)) => vec![Gk::Bool(*b)],
+        Some(Mv::Set(t)) if t.is_empty() => vec![Gk::Null],
+        Some(Mv::Set(t)) => t.iter().map(|x| Gk::Text(x.clone())).collect(),
+        Some(other) => panic!("model: cannot group by {other:?}"),
+    }
+}
+
+/// ORDER BY comparison: NULL after everything, numbers numerically.
+fn order_values(a: &Value, b: &Value) -> Ordering {
+    match (a, b) {
+        (Value::Null, Value::Null) => Ordering::Equal,
+        (Value::Null, _) => Ordering::Greater,
+        (_, Value::Null) => Ordering::Less,
+        (Value::Int(x) | Value::Timestamp(x), Value::Int(y) | Value::Timestamp(y)) => x.cmp(y),
+        (Value::Float(x), Value::Float(y)) => x.total_cmp(y),
+        (Value::Text(x), Value::Text(y)) => x.as_bytes().cmp(y.as_bytes()),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => panic!("model: ORDER BY over {a:?} and {b:?}"),
+    }
+}
+
+impl Query {
+    pub fn sql(&self, s: &Schema) -> String {
+        match self {
+            Query::Aggs { items, filter } => format!(
+                "SELECT {} FROM {}{}",
+                items
+                    .iter()
+                    .map(|(a, alias)| format!("{}{}", a.sql(s), alias_sql(alias)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                s.table_ref(),
+                where_sql(filter, s)
+            ),
+            Query::Groups {
+                keys,
+                items,
+                filter,
+                order,
+                limit,
+            } => {
+                let items: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        GItem::Key(c, alias) => format!("{}{}", s.col(*c), alias_sql(alias)),
+                        GItem::Agg(a, alias) => format!("{}{}", a.sql(s), alias_sql(alias)),
+                    })
+                    .collect();
+                let keys: Vec<String> = keys.iter().map(|c| s.col(*c)).collect();
+                let order = if order.is_empty() {
+                    String::new()
+                } else {
+                    let o: Vec<String> = order
+                        .iter()
+                        .map(|o| {
+                            let k = match &o.key {
+                                OrderKey::Pos(n) => n.to_string(),
+                                OrderKey::Name(n) => s.ident(n),
+                                OrderKey::CountStar => "COUNT(*)".into(),
+                                OrderKey::Agg(a) => a.sql(s),
+                            };
+                            match o.desc {
+                                None => k,
+                                Some(true) => format!("{k} DESC"),
+                                Some(false) => format!("{k} ASC"),
+                            }
+                        })
+                        .collect();
+                    format!(" ORDER BY {}", o.join(", "))
+                };
+                format!(
+                    "SELECT {} FROM {}{} GROUP BY {}{}{}",
+                    items.join(", "),
+                    s.table_ref(),
+                    where_sql(filter, s),
+                    keys.join(", "),
+                    order,
+                    limit_sql(*limit)
+                )
+            }
+            Query::Rows {
+                fields,
+                filter,
+                limit,
+            } => {
+                let fields = match fields {
+                    None => "*".to_string(),
+                    Some(f) => f.iter().map(|t| s.name(*t)).collect::<Vec<_>>().join(", "),
+                };
+                format!(
+                    "SELECT {fields} FROM {}{}{}",
+                    s.table_ref(),
+                    where_sql(filter, s),
+                    limit_sql(*limit)
+                )
+            }
+        }
+    }
+
+    /// The model's answer.
+    pub fn expect(&self, s: &Schema, model: &Model) -> Expectation {
+        let filtered = |filter: &Option<Pred>| -> Vec<(&String, &Vec<Option<Mv>>)> {
+            model
+                .rows
+                .iter()
+                .filter(|(id, row)| filter.as_ref().is_none_or(|p| p.eval(s, id, row)))
+                .collect()
+        };
+        match self {
+            Query::Aggs { items, filter } => {
+                let rows: Vec<&Vec<Option<Mv>>> =
+                    filtered(filter).into_iter().map(|(_, r)| r).collect();
+                let approx = items.iter().map(|(a, _)| a.approx(s)).collect();
+                let row: Result<Vec<Value>, String> =
+                    items.iter().map(|(a, _)| a.eval(s, &rows)).collect();
+                Expectation {
+                    expected: match row {
+                        Ok(row) => Expected::Ordered(vec![row]),
+                        Err(e) => Expected::Error(e),
+                    },
+                    approx,
+                }
+            }
+            Query::Groups {
+                keys,
+                items,
+                filter,
+                order,
+                limit,
+            } => {
+                let approx: Vec<bool> = items
+                    .iter()
+                    .map(|i| matches!(i, GItem::Agg(a, _) if a.approx(s)))
+                    .collect();
+                let mut groups: BTreeMap<Vec<Gk>, Vec<&Vec<Option<Mv>>>> = BTreeMap::new();
+                for (_, row) in filtered(filter) {
+                    let mut combos: Vec<Vec<Gk>> = vec![Vec::new()];
+                    for k in keys {
+                        let parts = key_parts(&row[*k]);
+                        combos = combos
+                            .iter()
+                            .flat_map(|c| {
+                                parts.iter().map(move |p| {
+                                    let mut c = c.clone();
+                                    c.push(p.clone());
+                                    c
+                                })
+                            })
+                            .collect();
+                    }
+                    for c in combos {
+                        groups.entry(c).or_default().push(row);
+                    }
+                }
+                let mut out = Vec::new();
+                for (key, members) in &groups {
+                    let mut row = Vec::new();
+                    for i in items {
+                        match i {
+                            GItem::Key(c, _) => {
+                                let k = keys.iter().position(|x| x == c).expect("a group key");
+                                row.push(key[k].value());
+                            }
+                            GItem::Agg(a, _) => match a.eval(s, members) {
+                                Ok(v) => row.push(v),
+                                Err(e) => {
+                                    return Expectation {
+                                        expected: Expected::Error(e),
+                                        approx,
+                                    }
+                                }
+                            },
+                        }
+                    }
+                    out.push(row);
+                }
+                let names: Vec<String> = items
+                    .iter()
+                    .map(|i| match i {
+                        GItem::Key(_, Some(alias)) | GItem::Agg(_, Some(alias)) => alias.clone(),
+                        GItem::Key(c, None) => s.columns[*c].name.clone(),
+                        GItem::Agg(a, None) => a.default_name(s),
+                    })
+                    .collect();
+                let positions: Vec<(usize, bool)> = order
+                    .iter()
+                    .map(|o| {
+                        let p = match &o.key {
+                            OrderKey::Pos(n) => n - 1,
+                            OrderKey::Name(n) => items
+                                .iter()
+                                .zip(&names)
+                                .position(|(i, name)| {
+                                    name.eq_ignore_ascii_case(n)
+                                        || matches!(i, GItem::Key(c, _) if s.columns[*c].name.eq_ignore_ascii_case(n))
+                                })
+                                .expect("ORDER BY names an output"),
+                            OrderKey::CountStar => items
+                                .iter()
+                                .position(|i| matches!(i, GItem::Agg(a, _) if *a == Agg::COUNT_STAR))
+                                .expect("ORDER BY COUNT(*) needs COUNT(*)"),
+                            OrderKey::Agg(want) => items
+                                .iter()
+                                .position(|i| matches!(i, GItem::Agg(a, _) if a == want))
+                                .expect("ORDER BY an aggregate of the result"),
+                        };
+                        (p, o.desc == Some(true))
+                    })
+                    .collect();
+                // Stable: ties keep the key order.
+                out.sort_by(|a, b| {
+                    for (p, desc) in &positions {
+                        let o = order_values(&a[*p], &b[*p]);
+                        let o = if *desc { o.reverse() } else { o };
+                        if o != Ordering::Equal {
+                            return o;
+                        }
+                    }
+                    Ordering::Equal
+                });
+                if let Some(n) = limit {
+                    out.truncate(*n as usize);
+                }
+                Expectation {
+                    expected: Expected::Ordered(out),
+                    approx,
+                }
+            }
+            Query::Rows {
+                fields,
+                filter,
+                limit,
+            } => {
+                let fields: Vec<Target> = match fields {
+                    Some(f) => f.clone(),
+                    None => std::iter::once(Target::Key)
+                        .chain((0..s.columns.len()).map(Target::Col))
+                        .collect(),
+                };
+                let all: Vec<Vec<Value>> = filtered(filter)
+                    .into_iter()
+                    .map(|(id, row)| {
+                        fields
+                            .iter()
+                            .map(|f| match f {
+                                Target::Key => Value::Text(id.clone()),
+                                Target::Col(c) => cell_value(&row[*c]),
+                            })
+                            .collect()
+                    })
+                    .collect();
+                let approx = vec![false; fields.len()];
+                Expectation {
+                    expected: match limit {
+                        Some(n) => Expected::Subset {
+                            all,
+                            n: *n as usize,
+                        },
+                        None => Expected::Unordered(all),
+                    },
+                    approx,
+                }
+            }
+        }
+    }
+}
+
+/// A total order on values, to sort rows for an unordered comparison.
+fn total(a: &Value, b: &Value) -> Ordering {
+    fn rank(v: &Value) -> u8 {
+        match v {
+            Value::Null => 0,
+            Value::Text(_) => 1,
+            Value::Set(_) => 2,
+            Value::Int(_) => 3,
+            Value::Timestamp(_) => 4,
+            Value::Float(_) => 5,
+            Value::Bool(_) => 6,
+        }
+    }
+    match (a, b) {
+        (Value::Text(x), Value::Text(y)) => x.cmp(y),
+        (Value::Set(x), Value::Set(y)) => x.cmp(y),
+        (Value::Int(x), Value::Int(y)) | (Value::Timestamp(x), Value::Timestamp(y)) => x.cmp(y),
+        (Value::Float(x), Value::Float(y)) => x.total_cmp(y),
+        (Value::Bool(x), Value::Bool(y)) => x.cmp(y),
+        _ => rank(a).cmp(&rank(b)),
+    }
+}
+
+fn total_rows(a: &[Value], b: &[Value]) -> Ordering {
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| total(x, y))
+        .find(|o| *o != Ordering::Equal)
+        .unwrap_or(a.len().cmp(&b.len()))
+}
+
+/// Relative tolerance for FLOAT SUM / AVG.
+pub const FLOAT_TOLERANCE: f64 = 1e-9;
+
+fn value_eq(want: &Value, got: &Value, approx: bool) -> bool {
+    match (want, got) {
+        (Value::Float(a), Value::Float(b)) if approx => {
+            (a - b).abs() <= FLOAT_TOLERANCE * 1f64.max(a.abs()).max(b.abs())
+        }
+        _ => want == got,
+    }
+}
+
+fn row_eq(want: &[Value], got: &[Value], approx: &[bool]) -> bool {
+    want.len() == got.len()
+        && want
+            .iter()
+            .zip(got)
+            .enumerate()
+            .all(|(i, (w, g))| value_eq(w, g, approx.get(i).copied().unwrap_or(false)))
+}
+
+/// Compares the engine's answer with the model's; `Err` says how they differ.
+pub fn check(exp: &Expectation, actual: &Result<Vec<Vec<Value>>, String>) -> Result<(), String> {
+    let rows = match (&exp.expected, actual) {
+        (Expected::Error(_), Err(_)) => return Ok(()),
+        (Expected::Error(why), Ok(_)) => {
+            return Err(format!("expected an error ({why}), got rows"))
+        }
+        (_, Err(e)) => return Err(format!("unexpected error: {e}")),
+        (_, Ok(rows)) => rows,
+    };
+    match &exp.expected {
+        Expected::Error(_) => unreachable!(),
+        Expected::Ordered(want) => {
+            if want.len() != rows.len() {
+                return Err(format!(
+                    "{} rows expected, {} returned",
+                    want.len(),
+                    rows.len()
+                ));
+            }
+            for (i, (w, g)) in want.iter().zip(rows).enumerate() {
+                if !row_eq(w, g, &exp.approx) {
+                    return Err(format!("row {i} differs: expected {w:?}, got {g:?}"));
+                }
+            }
+        }
+        Expected::Unordered(want) => {
+            let mut want = want.clone();
+            let mut got = rows.clone();
+            want.sort_by(|a, b| total_rows(a, b));
+            got.sort_by(|a, b| total_rows(a, b));
+            if want.len() != got.len() {
+                return Err(format!(
+                    "{} rows expected, {} returned",
+                    want.len(),
+                    got.len()
+                ));
+            }
+            for (w, g) in want.iter().zip(&got) {
+                if !row_eq(w, g, &exp.approx) {
+                    return Err(format!(
+                        "the sorted rows differ first at: expected {w:?}, got {g:?}"
+                    ));
+                }
+            }
+        }
+        Expected::Subset { all, n } => {
+            let want_len = (*n).min(all.len());
+            if rows.len() != want_len {
+                return Err(format!(
+                    "LIMIT {n} over {} matching rows: expected {want_len} rows, {} returned",
+                    all.len(),
+                    rows.len()
+                ));
+            }
+            let mut left = all.clone();
+            for g in rows {
+                match left.iter().position(|w| row_eq(w, g, &exp.approx)) {
+                    Some(i) => {
+                        left.swap_remove(i);
+                    }
+                    None => {
+                        return Err(format!(
+                            "row {g:?} is not one of the matching rows (or returned twice)"
+                        ))
+                    }
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Every returned value has its column's declared type (or is NULL), and
+/// every row has one value per column.
+pub fn check_types(columns: &[OutColumn], rows: &[Vec<Value>]) -> Result<(), String> {
+    for row in rows {
+        if row.len() != columns.len() {
+            return Err(format!(
+                "a row of {} values for {} columns: {row:?}",
+                row.len(),
+                columns.len()
+            ));
+        }
+        for (v, c) in row.iter().zip(columns) {
+            let ok = matches!(
+                (c.ty, v),
+                (_, Value::Null)
+                    | (ColumnType::Text, Value::Text(_))
+                    | (ColumnType::TextSet, Value::Set(_))
+                    | (ColumnType::Int, Value::Int(_))
+                    | (ColumnType::Timestamp, Value::Timestamp(_))
+                    | (ColumnType::Float, Value::Float(_))
+                    | (ColumnType::Bool, Value::Bool(_))
+            );
+            if !ok {
+                return Err(format!(
+                    "column {} is declared {:?} but holds {v:?}",
+                    c.name, c.ty
+                ));
+            }
+        }
+    }
+    Ok(())
+}

@@ -85,20 +85,7 @@ impl ShardState {
         })?;
         let mut cells = Vec::with_capacity(self.columns.len());
         for (c, index) in self.columns.iter().enumerate() {
-            let cell = base.cell(c, local, row, index.exists())?;
-            let valid = match (&cell, index.dictionary()) {
-                (Cell::Text(id), Some(d)) => d.value(*id).is_some(),
-                (Cell::Set(ids), Some(d)) => ids.iter().all(|id| d.value(*id).is_some()),
-                _ => true,
-            };
-            if !valid {
-                return Err(StorageError::corrupted(
-                    base.path(),
-                    0,
-                    format!("row {local} of column {c} names a value its dictionary does not hold"),
-                ));
-            }
-            cells.push(cell);
+            cells.push(base_cell(base, index, c, row)?);
         }
         Ok(Some(Arc::new(RowImage {
             key: key.into(),
@@ -118,20 +105,7 @@ impl ShardState {
         let (Some(base), Some(index)) = (&self.base, self.columns.get(c)) else {
             return Ok(None);
         };
-        let cell = base.cell(c, local, row, index.exists())?;
-        let valid = match (&cell, index.dictionary()) {
-            (Cell::Text(id), Some(d)) => d.value(*id).is_some(),
-            (Cell::Set(ids), Some(d)) => ids.iter().all(|id| d.value(*id).is_some()),
-            _ => true,
-        };
-        if !valid {
-            return Err(StorageError::corrupted(
-                base.path(),
-                0,
-                format!("row {local} of column {c} names a value its dictionary does not hold"),
-            ));
-        }
-        Ok(Some(cell))
+        base_cell(base, index, c, row).map(Some)
     }
 
     /// The external id of global row `row`; `None` when the row does not exist.
@@ -492,6 +466,26 @@ impl ShardState {
             )),
         })
     }
+}
+
+/// The cell of column `c` at global `row` as the base part holds it, checked
+/// against the column's dictionary (an id it does not hold is corruption).
+fn base_cell(base: &BasePart, index: &ColumnIndex, c: usize, row: u32) -> Result<Cell> {
+    let local = local_of(row);
+    let cell = base.cell(c, local, row, index.exists())?;
+    let valid = match (&cell, index.dictionary()) {
+        (Cell::Text(id), Some(d)) => d.value(*id).is_some(),
+        (Cell::Set(ids), Some(d)) => ids.iter().all(|id| d.value(*id).is_some()),
+        _ => true,
+    };
+    if !valid {
+        return Err(StorageError::corrupted(
+            base.path(),
+            0,
+            format!("row {local} of column {c} names a value its dictionary does not hold"),
+        ));
+    }
+    Ok(cell)
 }
 
 /// One fixed-width block: each row's value from its overlay cell (`current`),

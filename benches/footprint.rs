@@ -377,20 +377,7 @@ fn reopen_child(dir: &Path) {
             })
             .sum()
     });
-    let (and_ms, and_count) = median_ms(&|| {
-        table
-            .shards()
-            .map(|s| {
-                match (
-                    s.value_bitmap(COL_INTERESTS, "i0003"),
-                    s.value_bitmap(COL_INTERESTS, "i0007"),
-                ) {
-                    (Some(a), Some(b)) => a.intersection_len(b),
-                    _ => 0,
-                }
-            })
-            .sum()
-    });
+    let (and_ms, and_count) = median_ms(&|| support::count_both_tags(&table, "i0003", "i0007"));
     let (range_ms, range_count) = median_ms(&|| {
         table
             .shards()

@@ -292,18 +292,7 @@ fn bench_snapshot(c: &mut Criterion) {
     let count_and = |db: &Database| -> u64 {
         let snap = db.snapshot();
         let table = snap.table("profiles").expect("table");
-        table
-            .shards()
-            .map(|s| {
-                match (
-                    s.value_bitmap(COL_INTERESTS, "i0003"),
-                    s.value_bitmap(COL_INTERESTS, "i0007"),
-                ) {
-                    (Some(a), Some(b)) => a.intersection_len(b),
-                    _ => 0,
-                }
-            })
-            .sum()
+        support::count_both_tags(&table, "i0003", "i0007")
     };
     let count_range = |db: &Database| -> u64 {
         let snap = db.snapshot();

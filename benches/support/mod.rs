@@ -300,3 +300,20 @@ pub fn load_average() -> String {
         .and_then(|s| s.split_whitespace().next().map(str::to_string))
         .unwrap_or_else(|| "?".into())
 }
+
+/// Profiles holding both `a` and `b` in the interests column, shard by shard
+/// with `intersection_len` (no bitmap is built).
+pub fn count_both_tags(table: &cohortdb::engine::TableSnapshot, a: &str, b: &str) -> u64 {
+    table
+        .shards()
+        .map(|s| {
+            match (
+                s.value_bitmap(COL_INTERESTS, a),
+                s.value_bitmap(COL_INTERESTS, b),
+            ) {
+                (Some(x), Some(y)) => x.intersection_len(y),
+                _ => 0,
+            }
+        })
+        .sum()
+}

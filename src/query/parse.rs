@@ -406,19 +406,8 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
             }
         }
         Rule::drop_table => {
-            let mut if_exists = false;
-            let mut name = None;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::if_exists => if_exists = true,
-                    Rule::ident => name = Some(ident(p)),
-                    _ => {}
-                }
-            }
-            Statement::DropTable {
-                name: name.ok_or_else(|| internal(source))?,
-                if_exists,
-            }
+            let (name, if_exists) = drop_target(source, pair)?;
+            Statement::DropTable { name, if_exists }
         }
         Rule::create_user => {
             let mut idents = Vec::new();
@@ -442,19 +431,8 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
             }
         }
         Rule::drop_user => {
-            let mut if_exists = false;
-            let mut name = None;
-            for p in pair.into_inner() {
-                match p.as_rule() {
-                    Rule::if_exists => if_exists = true,
-                    Rule::ident => name = Some(ident(p)),
-                    _ => {}
-                }
-            }
-            Statement::DropUser {
-                name: name.ok_or_else(|| internal(source))?,
-                if_exists,
-            }
+            let (name, if_exists) = drop_target(source, pair)?;
+            Statement::DropUser { name, if_exists }
         }
         Rule::show_tables => Statement::ShowTables,
         Rule::describe => Statement::Describe {
@@ -530,6 +508,20 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
         }
         _ => return Err(internal(source)),
     })
+}
+
+/// The name and `IF EXISTS` flag of a `DROP TABLE` / `DROP USER`.
+fn drop_target(source: &str, pair: P<'_>) -> QueryResult<(Ident, bool)> {
+    let mut if_exists = false;
+    let mut name = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::if_exists => if_exists = true,
+            Rule::ident => name = Some(ident(p)),
+            _ => {}
+        }
+    }
+    Ok((name.ok_or_else(|| internal(source))?, if_exists))
 }
 
 fn column_def(source: &str, pair: P<'_>) -> QueryResult<ColumnSpec> {

@@ -6,7 +6,7 @@
 mod common;
 
 use cohortdb::{Database, Durability, Options};
-use common::{assert_matches, random_batch, schema, Model, TABLE};
+use common::{assert_matches, random_batch, random_rows, schema, Model, TABLE};
 use rand::{Rng, SeedableRng};
 
 fn options() -> Options {
@@ -36,9 +36,15 @@ fn random_batches_agree_with_the_model_across_checkpoints_and_reopens() {
     db.create_table(schema.clone()).unwrap();
     let mut model = Model::default();
     for i in 0..batches {
-        let batch = random_batch(&mut rng, &schema, 400, 12);
-        model.apply(&schema, &batch);
-        db.write(TABLE, batch).unwrap();
+        if rng.random_bool(0.3) {
+            let (rows, same) = random_rows(&mut rng, &schema, 400, 12);
+            model.apply(&schema, &same);
+            db.insert_rows(TABLE, rows).unwrap();
+        } else {
+            let batch = random_batch(&mut rng, &schema, 400, 12);
+            model.apply(&schema, &batch);
+            db.write(TABLE, batch).unwrap();
+        }
         match rng.random_range(0..100) {
             0..=2 => {
                 db.checkpoint().unwrap();

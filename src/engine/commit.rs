@@ -12,7 +12,8 @@
 //! fsync and pretend it worked) and no later write is accepted until reopen.
 
 use super::error::{Error, Result};
-use super::record::{resolve_batch, Record};
+use super::record::{resolve_batch, resolve_rows, Record};
+use super::rows::RowsBatch;
 use super::state::{table_key, WriteSummary};
 use super::value::Batch;
 use super::{Durability, Inner};
@@ -28,6 +29,7 @@ pub enum Request {
     CreateTable(TableSchema),
     DropTable(String),
     Write { table: String, batch: Batch },
+    Rows { table: String, batch: RowsBatch },
 }
 
 /// The queue of requests and their results.
@@ -109,6 +111,16 @@ impl Inner {
                 Request::Write { table, batch } => match catalog.get(&table_key(&table)) {
                     Some((id, schema)) => {
                         resolve_batch(schema, batch).map(|ops| Record::Write { table_id: *id, ops })
+                    }
+                    None => Err(Error::TableNotFound(table)),
+                },
+                Request::Rows { table, batch } => match catalog.get(&table_key(&table)) {
+                    Some((id, schema)) => {
+                        resolve_rows(schema, &batch).map(|positions| Record::Rows {
+                            table_id: *id,
+                            positions,
+                            payload: batch.into_payload(),
+                        })
                     }
                     None => Err(Error::TableNotFound(table)),
                 },

@@ -21,6 +21,7 @@ mod error;
 mod options;
 mod record;
 mod recovery;
+mod rows;
 mod shard;
 mod snapshot;
 mod state;
@@ -32,6 +33,7 @@ pub use error::{Error, Result};
 pub use options::{Durability, Options};
 pub use record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 pub use recovery::RecoveryReport;
+pub use rows::RowsBatch;
 pub use shard::{SHARD_BITS, SHARD_ROWS};
 pub use snapshot::{ShardSnapshot, Snapshot, TableSnapshot};
 pub use state::WriteSummary;
@@ -241,6 +243,16 @@ impl Database {
     /// (per the durability setting) and visible to new snapshots.
     pub fn write(&self, table: &str, batch: Batch) -> Result<WriteSummary> {
         self.inner.submit(Request::Write {
+            table: table.to_string(),
+            batch,
+        })
+    }
+
+    /// Upserts the profiles of a column-wise `batch` into `table` atomically
+    /// (the bulk-load path; see [`RowsBatch`] for its semantics); returns
+    /// once it is durable and visible, like [`Database::write`].
+    pub fn insert_rows(&self, table: &str, batch: RowsBatch) -> Result<WriteSummary> {
+        self.inner.submit(Request::Rows {
             table: table.to_string(),
             batch,
         })

@@ -9,6 +9,7 @@
 //! from the run that first applied them, which never shows in an answer).
 
 use super::error::{Error, Result};
+use super::rows::RowsBatch;
 use super::value::{Batch, Change, Value, WriteOp};
 use crate::storage::codec::{ByteReader, ByteWriter};
 use crate::storage::error::DecodeError;
@@ -22,6 +23,7 @@ pub const MAX_TEXT_BYTES: usize = 1 << 20;
 const REC_CREATE_TABLE: u8 = 1;
 const REC_DROP_TABLE: u8 = 2;
 const REC_WRITE: u8 = 3;
+const REC_ROWS: u8 = 4;
 
 /// One logged change.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +31,13 @@ pub enum Record {
     CreateTable { id: u32, schema: TableSchema },
     DropTable { id: u32 },
     Write { table_id: u32, ops: Vec<ResolvedOp> },
+    /// Column-wise upserts ([`super::rows::RowsBatch`]): the payload's first
+    /// column is the profile id, then the table columns at `positions`.
+    Rows {
+        table_id: u32,
+        positions: Vec<u16>,
+        payload: Vec<u8>,
+    },
 }
 
 /// A batch operation with columns resolved to positions and values checked.
@@ -153,6 +162,49 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
         }
     }
     Ok(ops)
+}
+
+/// Checks a rows batch against `schema`: the column positions it writes.
+pub fn resolve_rows(schema: &TableSchema, batch: &RowsBatch) -> Result<Vec<u16>> {
+    let mut positions = Vec::with_capacity(batch.columns().len());
+    for (name, ty) in batch.columns() {
+        let index = schema.column_index(name).ok_or_else(|| {
+            if name.eq_ignore_ascii_case(&schema.key_column) {
+                Error::InvalidWrite(format!(
+                    "the primary key {name} is the profile id and cannot be set as a column"
+                ))
+            } else {
+                Error::ColumnNotFound {
+                    table: schema.name.clone(),
+                    column: name.clone(),
+                }
+            }
+        })?;
+        let column = &schema.columns[index];
+        if !same_encoding(column.ty, *ty) {
+            return Err(Error::InvalidWrite(format!(
+                "column {} is {}; the rows batch sends it as {ty}",
+                column.name, column.ty
+            )));
+        }
+        if positions.contains(&(index as u16)) {
+            return Err(Error::InvalidWrite(format!(
+                "column {} is named twice in the rows batch",
+                column.name
+            )));
+        }
+        positions.push(index as u16);
+    }
+    Ok(positions)
+}
+
+/// True when values of type `sent` are encoded as a column of type `column` expects.
+fn same_encoding(column: ColumnType, sent: ColumnType) -> bool {
+    column == sent
+        || matches!(
+            (column, sent),
+            (ColumnType::Int, ColumnType::Timestamp) | (ColumnType::Timestamp, ColumnType::Int)
+        )
 }
 
 /// Re-checks replayed operations against the schema they apply to, so that a
@@ -302,6 +354,17 @@ impl Record {
                     }
                 }
             }
+            Record::Rows {
+                table_id,
+                positions,
+                payload,
+            } => {
+                w.u8(REC_ROWS);
+                w.u32(*table_id);
+                w.u16(positions.len() as u16);
+                positions.iter().for_each(|p| w.u16(*p));
+                w.bytes(payload);
+            }
         }
         w.into_inner()
     }
@@ -360,6 +423,19 @@ impl Record {
                     }
                 }
                 Record::Write { table_id, ops }
+            }
+            REC_ROWS => {
+                let table_id = r.u32("table id")?;
+                let n = r.u16("column count")? as usize;
+                let positions = (0..n)
+                    .map(|_| r.u16("column position"))
+                    .collect::<std::result::Result<Vec<_>, _>>()?;
+                let payload = r.take(r.remaining(), "rows payload")?.to_vec();
+                Record::Rows {
+                    table_id,
+                    positions,
+                    payload,
+                }
             }
             t => return Err(DecodeError::new(at, format!("unknown record type {t}"))),
         };
@@ -451,6 +527,51 @@ mod tests {
             Record::DropTable { id: 4 },
         ] {
             assert_eq!(Record::decode(&record.encode(), 0).unwrap(), record);
+        }
+    }
+
+    #[test]
+    fn rows_records_round_trip_and_resolve_against_the_schema() {
+        let columns = vec![
+            ("age".to_string(), ColumnType::Int),
+            ("country".to_string(), ColumnType::Text),
+        ];
+        let rows = vec![
+            ("u1".to_string(), vec![Value::Int(3), Value::Text("NL".into())]),
+            ("u2".to_string(), vec![Value::Null, Value::Null]),
+        ];
+        let batch = RowsBatch::from_values(columns, &rows).unwrap();
+        assert_eq!(batch.rows(), 2);
+        let positions = resolve_rows(&schema(), &batch).unwrap();
+        assert_eq!(positions, vec![2, 0]);
+        let record = Record::Rows {
+            table_id: 3,
+            positions,
+            payload: batch.into_payload(),
+        };
+        let bytes = record.encode();
+        assert_eq!(Record::decode(&bytes, 0).unwrap(), record);
+        for cut in 0..7 {
+            assert!(Record::decode(&bytes[..cut], 0).is_err());
+        }
+        let refuse = |columns: Vec<(&str, ColumnType)>| {
+            let columns: Vec<(String, ColumnType)> =
+                columns.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+            let batch = RowsBatch::from_values(columns, &[]).unwrap();
+            resolve_rows(&schema(), &batch).unwrap_err().to_string()
+        };
+        assert!(refuse(vec![("nope", ColumnType::Int)]).contains("nope"));
+        assert!(refuse(vec![("age", ColumnType::Text)]).contains("column age is INT"));
+        assert!(refuse(vec![("age", ColumnType::Int), ("AGE", ColumnType::Int)]).contains("twice"));
+        assert!(refuse(vec![("id", ColumnType::Text)]).contains("primary key"));
+        // INT and TIMESTAMP share an encoding.
+        let batch =
+            RowsBatch::from_values(vec![("seen".to_string(), ColumnType::Int)], &[]).unwrap();
+        assert_eq!(resolve_rows(&schema(), &batch).unwrap(), vec![3]);
+        // Bad ids are refused when the batch is made.
+        for id in ["", &"x".repeat(MAX_ID_BYTES + 1)] {
+            let rows = vec![(id.to_string(), vec![])];
+            assert!(RowsBatch::from_values(vec![], &rows).is_err());
         }
     }
 

@@ -9,9 +9,12 @@
 //! top-level `Arc`) never sees a later change.
 
 use super::cell::{Cell, RowImage};
+use super::column::ColumnIndex;
 use super::error::{Error, Result};
 use super::record::{check_resolved, Record, ResolvedOp};
-use super::shard::shard_of;
+use super::rows::{check_view, payload_types};
+use super::shard::{shard_of, ShardState};
+use crate::storage::columnar::{parse_rows, ColumnView};
 use super::table::TableState;
 use super::value::Change;
 use std::collections::{BTreeMap, HashMap};
@@ -80,15 +83,110 @@ impl DbState {
                 check_resolved(&table.schema, ops).map_err(Error::Internal)?;
                 apply_write(Arc::make_mut(table), lsn, ops)?
             }
+            Record::Rows {
+                table_id,
+                positions,
+                payload,
+            } => {
+                let table = self
+                    .tables
+                    .values_mut()
+                    .find(|t| t.id == *table_id)
+                    .ok_or_else(|| Error::TableNotFound(format!("#{table_id}")))?;
+                apply_rows(Arc::make_mut(table), lsn, positions, payload)?
+            }
         };
         self.last_lsn = lsn;
         Ok(WriteSummary { lsn, ..summary })
     }
 }
 
+/// The rows of a write's ids as they stand before it, and their current images.
+struct Before {
+    /// The row each id was given, if any (it may have been deleted since).
+    rows: Vec<Option<u32>>,
+    /// Current images of those rows (`None`: deleted), updated as the write goes.
+    images: HashMap<u32, Option<Arc<RowImage>>>,
+}
+
+/// Phase 1 of a write, fallible and changing nothing: checks room for up to
+/// `new_rows` new rows and reads the images of the rows `ids` name.
+fn read_before<'a>(
+    table: &TableState,
+    ids: impl Iterator<Item = &'a str>,
+    new_rows: u64,
+) -> Result<Before> {
+    if u64::from(table.next_row) + new_rows > u64::from(u32::MAX) {
+        return Err(Error::TableFull(table.schema.name.clone()));
+    }
+    let mut rows = Vec::new();
+    let mut images: HashMap<u32, Option<Arc<RowImage>>> = HashMap::new();
+    for id in ids {
+        let row = table.keys.lookup(id);
+        if let Some(row) = row {
+            if let std::collections::hash_map::Entry::Vacant(slot) = images.entry(row) {
+                let image = match table.shards.get(shard_of(row) as usize) {
+                    Some(shard) => shard.image(row)?,
+                    None => None,
+                };
+                slot.insert(image);
+            }
+        }
+        rows.push(row);
+    }
+    Ok(Before { rows, images })
+}
+
+/// Phase 2 for one upsert (cannot fail): finds or gives `id` its row, builds
+/// the new image from the old one (or NULLs) with `fill`, and installs it.
+/// `known` is the row phase 1 found for `id`. Returns false when
+/// `only_existing` and the profile does not exist.
+fn upsert_row(
+    table: &mut TableState,
+    before: &mut Before,
+    lsn: u64,
+    id: &str,
+    known: Option<u32>,
+    only_existing: bool,
+    fill: impl FnOnce(&mut ShardState, &mut [Cell]),
+) -> bool {
+    // An id new in phase 1 may have been given a row by an earlier op of this write.
+    let row = known.or_else(|| table.keys.lookup_recent(id));
+    let old = row.and_then(|r| before.images.get(&r).cloned().flatten());
+    if only_existing && old.is_none() {
+        return false;
+    }
+    let row = match row {
+        Some(row) => row,
+        None => {
+            let row = table.next_row;
+            table.next_row += 1;
+            table.keys.insert(id, row);
+            row
+        }
+    };
+    let mut cells: Vec<Cell> = match &old {
+        Some(img) => img.cells.to_vec(),
+        None => vec![Cell::Null; table.types.len()],
+    };
+    let shard = table.shard_mut(row);
+    fill(shard, &mut cells);
+    let new = Arc::new(RowImage {
+        key: id.into(),
+        cells: cells.into_boxed_slice(),
+    });
+    shard.put(row, old.as_deref(), new.clone(), lsn);
+    before.images.insert(row, Some(new));
+    true
+}
+
 fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<WriteSummary> {
-    // Phase 1, fallible, changes nothing: room for new rows, current images.
-    let upserts = ops
+    fn op_id(op: &ResolvedOp) -> &str {
+        match op {
+            ResolvedOp::Upsert { id, .. } | ResolvedOp::Delete { id } => id,
+        }
+    }
+    let new_rows = ops
         .iter()
         .filter(|op| {
             matches!(
@@ -100,78 +198,99 @@ fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<W
             )
         })
         .count() as u64;
-    if u64::from(table.next_row) + upserts > u64::from(u32::MAX) {
-        return Err(Error::TableFull(table.schema.name.clone()));
-    }
-    let mut images: HashMap<u32, Option<Arc<RowImage>>> = HashMap::new();
-    for op in ops {
-        let id = match op {
-            ResolvedOp::Upsert { id, .. } | ResolvedOp::Delete { id } => id,
-        };
-        if let Some(row) = table.live_row(id) {
-            if let std::collections::hash_map::Entry::Vacant(slot) = images.entry(row) {
-                let shard = &table.shards[shard_of(row) as usize];
-                slot.insert(shard.image(row)?);
-            }
-        }
-    }
+    let mut before = read_before(table, ops.iter().map(op_id), new_rows)?;
     // Phase 2 cannot fail.
     let mut summary = WriteSummary::default();
-    let width = table.types.len();
-    for op in ops {
+    for (i, op) in ops.iter().enumerate() {
+        let known = before.rows[i];
         match op {
             ResolvedOp::Upsert {
                 id,
                 changes,
                 only_existing,
             } => {
-                let exists = table
-                    .keys
-                    .lookup(id)
-                    .is_some_and(|row| matches!(images.get(&row), Some(Some(_))));
-                if *only_existing && !exists {
-                    continue;
-                }
-                let row = match table.keys.lookup(id) {
-                    Some(row) => row,
-                    None => {
-                        let row = table.next_row;
-                        table.next_row += 1;
-                        table.keys.insert(id, row);
-                        row
+                let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
+                    for (column, change) in changes {
+                        let c = *column as usize;
+                        cells[c] = apply_change(&mut shard.columns[c], &cells[c], change);
                     }
                 };
-                let old = images.get(&row).cloned().flatten();
-                let mut cells: Vec<Cell> = match &old {
-                    Some(img) => img.cells.to_vec(),
-                    None => vec![Cell::Null; width],
-                };
-                let shard = table.shard_mut(row);
-                for (column, change) in changes {
-                    let c = *column as usize;
-                    cells[c] = apply_change(&mut shard.columns[c], &cells[c], change);
+                if upsert_row(table, &mut before, lsn, id, known, *only_existing, fill) {
+                    summary.upserted += 1;
                 }
-                let new = Arc::new(RowImage {
-                    key: id.as_str().into(),
-                    cells: cells.into_boxed_slice(),
-                });
-                shard.put(row, old.as_deref(), new.clone(), lsn);
-                images.insert(row, Some(new));
-                summary.upserted += 1;
             }
             ResolvedOp::Delete { id } => {
-                let Some(row) = table.keys.lookup(id) else {
+                let Some(row) = known.or_else(|| table.keys.lookup_recent(id)) else {
                     continue;
                 };
-                if let Some(Some(old)) = images.get(&row).cloned() {
+                if let Some(Some(old)) = before.images.get(&row).cloned() {
                     table.shard_mut(row).delete(row, &old, lsn);
-                    images.insert(row, None);
+                    before.images.insert(row, None);
                     summary.deleted += 1;
                 }
             }
         }
     }
     Ok(summary)
+}
+
+/// Applies column-wise upserts: `payload` holds the ids, then the columns at `positions`.
+fn apply_rows(
+    table: &mut TableState,
+    lsn: u64,
+    positions: &[u16],
+    payload: &[u8],
+) -> Result<WriteSummary> {
+    let mut types = Vec::with_capacity(positions.len());
+    for p in positions {
+        let ty = table
+            .types
+            .get(*p as usize)
+            .ok_or_else(|| Error::Internal(format!("column position {p} is out of range")))?;
+        types.push(*ty);
+    }
+    let view = parse_rows(&payload_types(types.into_iter()), payload, 0)
+        .map_err(|e| Error::Internal(format!("rows record does not parse at byte {}: {}", e.offset, e.reason)))?;
+    let schema = table.schema.clone();
+    check_view(&view, |c| schema.columns[positions[c] as usize].name.as_str())?;
+    let Some(ColumnView::Text(ids)) = view.columns.first() else {
+        return Err(Error::Internal("rows record without ids".into()));
+    };
+    let mut before = read_before(table, ids.iter().flatten().copied(), view.rows as u64)?;
+    // Phase 2 cannot fail.
+    for (i, id) in ids.iter().flatten().enumerate() {
+        let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
+            for (k, p) in positions.iter().enumerate() {
+                let c = *p as usize;
+                cells[c] = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
+            }
+        };
+        let known = before.rows[i];
+        upsert_row(table, &mut before, lsn, id, known, false, fill);
+    }
+    Ok(WriteSummary {
+        upserted: view.rows as u64,
+        ..WriteSummary::default()
+    })
+}
+
+/// The cell row `i` of `view` sets in a column indexed by `index`.
+fn view_cell(index: &mut ColumnIndex, view: &ColumnView<'_>, i: usize) -> Cell {
+    match view {
+        ColumnView::Text(v) => v[i].map_or(Cell::Null, |s| Cell::Text(index.intern(s))),
+        ColumnView::TextSet { sets, .. } => match sets[i] {
+            None => Cell::Null,
+            Some(_) => {
+                let mut ids: Vec<u32> = view.tags(i).iter().map(|t| index.intern(t)).collect();
+                ids.sort_unstable();
+                ids.dedup();
+                Cell::Set(ids.into_boxed_slice())
+            }
+        },
+        ColumnView::Int(v) => v[i].map_or(Cell::Null, Cell::Int),
+        ColumnView::Float(v) => v[i].map_or(Cell::Null, Cell::Float),
+        ColumnView::Bool(v) => v[i].map_or(Cell::Null, Cell::Bool),
+    }
 }
 
 fn apply_change(index: &mut super::column::ColumnIndex, current: &Cell, change: &Change) -> Cell {

@@ -48,6 +48,11 @@ impl KeyIndex {
         })
     }
 
+    /// The row `key` was given since the parts were written, if any.
+    pub fn lookup_recent(&self, key: &str) -> Option<u32> {
+        self.recent.read().get(key).copied()
+    }
+
     pub fn insert(&self, key: &str, row: u32) {
         self.recent.write().insert(key.into(), row);
     }

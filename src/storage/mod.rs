@@ -10,6 +10,7 @@
 pub mod block;
 pub mod bsi;
 pub mod codec;
+pub mod columnar;
 pub mod dictionary;
 pub mod error;
 pub mod fs;

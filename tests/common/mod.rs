@@ -156,6 +156,44 @@ pub fn random_batch(
     batch
 }
 
+/// A random column-wise batch over ids `u0..u{id_space}` (a random subset of
+/// the columns, in random order; ids may repeat), and the same writes as a
+/// [`Batch`] of upserts for the model.
+pub fn random_rows(
+    rng: &mut StdRng,
+    schema: &TableSchema,
+    id_space: u32,
+    max_rows: usize,
+) -> (cohortdb::RowsBatch, Batch) {
+    let mut columns: Vec<usize> = (0..schema.columns.len())
+        .filter(|_| rng.random_bool(0.7))
+        .collect();
+    // A random order: the batch names columns in any order.
+    for i in (1..columns.len()).rev() {
+        columns.swap(i, rng.random_range(0..=i));
+    }
+    let named: Vec<(String, ColumnType)> = columns
+        .iter()
+        .map(|&c| (schema.columns[c].name.clone(), schema.columns[c].ty))
+        .collect();
+    let mut rows = Vec::new();
+    let mut batch = Batch::new();
+    for _ in 0..rng.random_range(1..=max_rows) {
+        let id = format!("u{}", rng.random_range(0..id_space));
+        let values: Vec<Value> = columns
+            .iter()
+            .map(|&c| random_value(rng, schema.columns[c].ty))
+            .collect();
+        let mut upsert = batch.upsert(id.clone());
+        for ((name, _), v) in named.iter().zip(&values) {
+            upsert = upsert.set(name, v.clone());
+        }
+        rows.push((id, values));
+    }
+    let rows = cohortdb::RowsBatch::from_values(named, &rows).expect("generated rows fit");
+    (rows, batch)
+}
+
 /// Asserts that every profile, value and index of `db` equals the model.
 pub fn assert_matches(db: &Database, model: &Model) {
     let snapshot = db.snapshot();

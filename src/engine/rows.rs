@@ -1,0 +1,149 @@
+//! Column-wise upserts: the bulk-load path. A [`RowsBatch`] carries many
+//! profiles in the columnar encoding of [`crate::storage::columnar`] (the
+//! profile id first, then one column per named table column); it is checked
+//! once, logged as those same bytes, and applied without building a value
+//! per cell.
+//!
+//! Semantics: each row is an upsert of the named columns (exactly like
+//! `Batch::upsert(id).set(column, value)` for each of them, NULL included);
+//! columns not named keep their values (NULL for a new profile); a later row
+//! with the same id in the same batch sees the earlier one.
+//!
+//! Invariants: a `RowsBatch` always parses for its column types; every id is
+//! non-NULL, non-empty and at most [`MAX_ID_BYTES`]; every text at most
+//! [`MAX_TEXT_BYTES`].
+
+use super::error::{Error, Result};
+use super::record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
+use super::value::Value;
+use crate::storage::columnar::{parse_rows, ColumnView, RowsEncoder, RowsView};
+use crate::storage::schema::ColumnType;
+
+/// Profiles to upsert, column by column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowsBatch {
+    columns: Vec<(String, ColumnType)>,
+    rows: usize,
+    payload: Vec<u8>,
+}
+
+impl RowsBatch {
+    /// A batch from an encoded payload whose first column is the profile id
+    /// (TEXT) followed by `columns`; checks every value.
+    pub fn from_payload(columns: Vec<(String, ColumnType)>, payload: Vec<u8>) -> Result<Self> {
+        let types = payload_types(columns.iter().map(|(_, t)| *t));
+        let view = parse_rows(&types, &payload, 0)
+            .map_err(|e| Error::InvalidWrite(format!("bad rows payload at byte {}: {}", e.offset, e.reason)))?;
+        check_view(&view, |c| columns[c].0.as_str())?;
+        Ok(RowsBatch {
+            rows: view.rows,
+            columns,
+            payload,
+        })
+    }
+
+    /// A batch from rows of values: `(id, one value per column)`.
+    pub fn from_values(columns: Vec<(String, ColumnType)>, rows: &[(String, Vec<Value>)]) -> Result<Self> {
+        let mut e = RowsEncoder::new(columns.len() + 1);
+        for (id, values) in rows {
+            if values.len() != columns.len() {
+                return Err(Error::InvalidWrite(format!(
+                    "profile {id} has {} values for {} columns",
+                    values.len(),
+                    columns.len()
+                )));
+            }
+            e.text(0, id);
+            for (c, ((name, ty), v)) in columns.iter().zip(values).enumerate() {
+                match (ty, v) {
+                    (_, Value::Null) => e.null(c + 1),
+                    (ColumnType::Text, Value::Text(s)) => e.text(c + 1, s),
+                    (ColumnType::TextSet, Value::Set(tags)) => {
+                        e.set(c + 1, tags.iter().map(String::as_str))
+                    }
+                    (ColumnType::Int, Value::Int(v))
+                    | (ColumnType::Timestamp, Value::Timestamp(v) | Value::Int(v)) => {
+                        e.int(c + 1, *v)
+                    }
+                    (ColumnType::Float, Value::Float(v)) => e.float(c + 1, *v),
+                    (ColumnType::Float, Value::Int(v)) => e.float(c + 1, *v as f64),
+                    (ColumnType::Bool, Value::Bool(v)) => e.bool(c + 1, *v),
+                    (ty, v) => {
+                        return Err(Error::TypeMismatch {
+                            column: name.clone(),
+                            expected: *ty,
+                            found: v.describe(),
+                        })
+                    }
+                }
+            }
+        }
+        Self::from_payload(columns, e.finish())
+    }
+
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The named columns (the profile id column is not among them).
+    pub fn columns(&self) -> &[(String, ColumnType)] {
+        &self.columns
+    }
+
+    pub(crate) fn into_payload(self) -> Vec<u8> {
+        self.payload
+    }
+}
+
+/// The types of a payload: the id column, then `columns`.
+pub(crate) fn payload_types(columns: impl Iterator<Item = ColumnType>) -> Vec<ColumnType> {
+    std::iter::once(ColumnType::Text).chain(columns).collect()
+}
+
+/// Checks ids and text lengths of parsed rows; `name(c)` names value column `c`.
+pub(crate) fn check_view<'n>(view: &RowsView<'_>, name: impl Fn(usize) -> &'n str) -> Result<()> {
+    let Some(ColumnView::Text(ids)) = view.columns.first() else {
+        return Err(Error::InvalidWrite(
+            "the first column of a rows batch must be the TEXT profile id".into(),
+        ));
+    };
+    for (i, id) in ids.iter().enumerate() {
+        match id {
+            None => {
+                return Err(Error::InvalidWrite(format!(
+                    "row {} has a NULL profile id",
+                    i + 1
+                )))
+            }
+            Some("") => {
+                return Err(Error::InvalidWrite(format!(
+                    "row {} has an empty profile id",
+                    i + 1
+                )))
+            }
+            Some(id) if id.len() > MAX_ID_BYTES => {
+                return Err(Error::InvalidWrite(format!(
+                    "row {}: profile id of {} bytes is longer than the {MAX_ID_BYTES} allowed",
+                    i + 1,
+                    id.len()
+                )))
+            }
+            Some(_) => {}
+        }
+    }
+    for (c, column) in view.columns.iter().enumerate().skip(1) {
+        let long = match column {
+            ColumnView::Text(v) => v.iter().flatten().map(|s| s.len()).max(),
+            ColumnView::TextSet { tags, .. } => tags.iter().map(|s| s.len()).max(),
+            _ => None,
+        }
+        .filter(|len| *len > MAX_TEXT_BYTES);
+        if let Some(len) = long {
+            return Err(Error::InvalidWrite(format!(
+                "value of {len} bytes for column {} is longer than the {MAX_TEXT_BYTES} allowed",
+                name(c - 1)
+            )));
+        }
+    }
+    Ok(())
+}

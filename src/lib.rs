@@ -36,8 +36,7 @@ pub mod server;
 pub mod storage;
 
 pub use engine::{
-    RowsBatch,
-    Batch, Change, CheckpointStats, Database, Durability, Error, Options, Result, Row, Snapshot,
-    Value, WriteSummary,
+    Batch, Change, CheckpointStats, Database, Durability, Error, Options, Result, Row, RowsBatch,
+    Snapshot, Value, WriteSummary,
 };
 pub use storage::schema::{ColumnDef, ColumnType, TableSchema};

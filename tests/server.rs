@@ -113,9 +113,10 @@ impl Raw {
     }
 
     /// Error `code` is the last frame, then the connection closes.
-    fn expect_closing_error(&mut self, code: u16, context: &str) {
-        self.expect_error(code, context);
+    fn expect_closing_error(&mut self, code: u16, context: &str) -> String {
+        let message = self.expect_error(code, context);
         self.expect_closed(context);
+        message
     }
 }
 
@@ -625,8 +626,8 @@ fn malformed_frames_get_3000_and_close_only_their_own_connection() {
             encode_frame(message::HELLO, &bad_magic),
         ),
         (
-            "Hello for version 2",
-            encode_frame(message::HELLO, &version(2)),
+            "Hello for a version after this server's",
+            encode_frame(message::HELLO, &version(message::PROTOCOL_VERSION + 1)),
         ),
         (
             "Hello for version 0",
@@ -647,6 +648,21 @@ fn malformed_frames_get_3000_and_close_only_their_own_connection() {
         raw.bytes(bytes);
         raw.expect_closing_error(3000, what);
     }
+    assert_eq!(count(&mut normal, "SELECT COUNT(*) FROM t"), 3);
+    // A version 1 session is welcomed as version 1, and may not send InsertRows (a version 2 message).
+    let mut old = Raw::connect(&server.addr);
+    old.bytes(&encode_frame(message::HELLO, &version(1)));
+    assert!(matches!(
+        old.read(),
+        Ok(Message::Welcome { version: 1, .. })
+    ));
+    old.send(&Message::InsertRows {
+        table: "t".into(),
+        columns: vec![],
+        rows: vec![0, 0, 0, 0],
+    });
+    let said = old.expect_closing_error(3000, "InsertRows in a version 1 session");
+    assert!(said.contains("version 2"), "{said}");
     assert_eq!(count(&mut normal, "SELECT COUNT(*) FROM t"), 3);
     // The same bytes sent while another raw client waits idle do not reach it.
     let mut bystander = Raw::welcomed(&server.addr);
@@ -1111,4 +1127,119 @@ fn a_zero_length_frame_instead_of_hello_gets_3000() {
     raw.expect_closing_error(3000, "zero-length frame instead of Hello");
     drop(raw);
     assert!(server.stop().success());
+}
+
+// ---------------------------------------------------------- bulk InsertRows
+
+#[test]
+fn insert_rows_loads_columns_and_refuses_bad_batches_without_closing() {
+    use cohortdb::protocol::message::ColumnInfo;
+    use cohortdb::storage::columnar::RowsEncoder;
+    use cohortdb::ColumnType;
+    let server = Server::start(&[]);
+    let mut c = server.client();
+    c.execute("CREATE TABLE p (id TEXT PRIMARY KEY, age INT, tags SET<TEXT>, seen TIMESTAMP)")
+        .unwrap();
+    let col = |name: &str, ty| ColumnInfo {
+        name: name.into(),
+        ty,
+    };
+    // Columns in any order after the key; a repeated id is upserted in row order.
+    let columns = [
+        col("ID", ColumnType::Text),
+        col("tags", ColumnType::TextSet),
+        col("age", ColumnType::Int),
+    ];
+    let mut e = RowsEncoder::new(3);
+    for (id, tags, age) in [
+        ("a", vec!["x", "y"], Some(30)),
+        ("b", vec![], None),
+        ("a", vec!["z"], Some(31)),
+    ] {
+        e.text(0, id);
+        e.set(1, tags.into_iter());
+        match age {
+            Some(v) => e.int(2, v),
+            None => e.null(2),
+        }
+    }
+    assert_eq!(c.insert_rows("p", &columns, e.finish()).unwrap(), 3);
+    let mut r = c.execute("SELECT id, age, tags, seen FROM p").unwrap();
+    r[0].rows
+        .sort_by(|x, y| format!("{x:?}").cmp(&format!("{y:?}")));
+    assert_eq!(
+        r[0].rows,
+        vec![
+            vec![
+                Value::Text("a".into()),
+                Value::Int(31),
+                Value::Set(vec!["z".into()]),
+                Value::Null
+            ],
+            vec![
+                Value::Text("b".into()),
+                Value::Null,
+                Value::Set(vec![]),
+                Value::Null
+            ],
+        ]
+    );
+    // Refusals name what is wrong; the connection stays usable and nothing is applied.
+    let one_row = |id: &str| {
+        let mut e = RowsEncoder::new(2);
+        e.text(0, id);
+        e.int(1, 5);
+        e.finish()
+    };
+    type Case<'a> = (&'a str, Vec<ColumnInfo>, Vec<u8>, u16, &'a str);
+    let cases: Vec<Case> = vec![
+        (
+            "nope",
+            vec![col("id", ColumnType::Text), col("age", ColumnType::Int)],
+            one_row("c"),
+            1002,
+            "nope",
+        ),
+        (
+            "p",
+            vec![col("age", ColumnType::Int), col("id", ColumnType::Text)],
+            one_row("c"),
+            1003,
+            "key column id",
+        ),
+        (
+            "p",
+            vec![col("id", ColumnType::Text), col("shoe", ColumnType::Int)],
+            one_row("c"),
+            1002,
+            "shoe",
+        ),
+        (
+            "p",
+            vec![col("id", ColumnType::Text), col("tags", ColumnType::Int)],
+            one_row("c"),
+            1003,
+            "column tags is SET<TEXT>",
+        ),
+        (
+            "p",
+            vec![col("id", ColumnType::Text), col("age", ColumnType::Int)],
+            one_row(""),
+            1003,
+            "empty profile id",
+        ),
+        (
+            "p",
+            vec![col("id", ColumnType::Text), col("age", ColumnType::Int)],
+            vec![9, 0, 0, 0],
+            1003,
+            "bad rows payload",
+        ),
+    ];
+    for (table, columns, rows, code, says) in cases {
+        let err = c.insert_rows(table, &columns, rows).unwrap_err();
+        assert_eq!(server_code(&err), code, "{err}");
+        assert!(err.to_string().contains(says), "{err} should say {says}");
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM p"), 2);
+    }
 }

@@ -284,34 +284,62 @@ impl Client {
         })?;
         match self.receive() {
             Ok(Message::Ready) => Ok(()),
-            Ok(other) => Err(ClientError::Protocol(format!(
-                "expected Ready, got {other:?}"
-            ))),
-            Err(e @ ClientError::Server { .. }) => {
-                // A refused option is followed by Ready unless the error closes the connection.
-                if !e
-                    .code()
-                    .is_some_and(crate::protocol::codes::closes_connection)
-                {
-                    match self.receive()? {
-                        Message::Ready => {}
-                        other => {
-                            return Err(ClientError::Protocol(format!(
-                                "expected Ready, got {other:?}"
-                            )))
-                        }
-                    }
-                }
-                Err(e)
-            }
-            Err(e) => Err(e),
+            Ok(other) => Err(unexpected("Ready", &other)),
+            Err(e) => Err(self.after_error(e)),
         }
+    }
+
+    /// Upserts rows into `table` column-wise (the bulk-load message
+    /// InsertRows): `columns` are the table's key column (TEXT) first, then
+    /// the columns to set; `rows` is their RowBatch encoding (see
+    /// [`crate::storage::columnar::RowsEncoder`]). Returns the rows upserted.
+    /// The batch is atomic: on error none of it was applied.
+    pub fn insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[ColumnInfo],
+        rows: Vec<u8>,
+    ) -> Result<u64, ClientError> {
+        self.send(&Message::InsertRows {
+            table: table.to_string(),
+            columns: columns.to_vec(),
+            rows,
+        })?;
+        let affected = match self.receive() {
+            Ok(Message::Complete { affected, .. }) => affected,
+            Ok(other) => return Err(unexpected("Complete", &other)),
+            Err(e) => return Err(self.after_error(e)),
+        };
+        match self.receive()? {
+            Message::Ready => Ok(affected),
+            other => Err(unexpected("Ready", &other)),
+        }
+    }
+
+    /// After an Error the server sends Ready unless the error closes the
+    /// connection; reads it so the next request starts clean.
+    fn after_error(&mut self, e: ClientError) -> ClientError {
+        let closes = e
+            .code()
+            .is_none_or(crate::protocol::codes::closes_connection);
+        if !closes {
+            match self.receive() {
+                Ok(Message::Ready) => {}
+                Ok(other) => return unexpected("Ready", &other),
+                Err(read) => return read,
+            }
+        }
+        e
     }
 
     /// Says goodbye and closes the connection.
     pub fn close(mut self) -> Result<(), ClientError> {
         self.send(&Message::Goodbye)
     }
+}
+
+fn unexpected(wanted: &str, got: &Message) -> ClientError {
+    ClientError::Protocol(format!("expected {wanted}, got {got:?}"))
 }
 
 /// The events of one query, ending at the server's Ready.

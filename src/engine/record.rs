@@ -28,9 +28,17 @@ const REC_ROWS: u8 = 4;
 /// One logged change.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Record {
-    CreateTable { id: u32, schema: TableSchema },
-    DropTable { id: u32 },
-    Write { table_id: u32, ops: Vec<ResolvedOp> },
+    CreateTable {
+        id: u32,
+        schema: TableSchema,
+    },
+    DropTable {
+        id: u32,
+    },
+    Write {
+        table_id: u32,
+        ops: Vec<ResolvedOp>,
+    },
     /// Column-wise upserts ([`super::rows::RowsBatch`]): the payload's first
     /// column is the profile id, then the table columns at `positions`.
     Rows {
@@ -537,7 +545,10 @@ mod tests {
             ("country".to_string(), ColumnType::Text),
         ];
         let rows = vec![
-            ("u1".to_string(), vec![Value::Int(3), Value::Text("NL".into())]),
+            (
+                "u1".to_string(),
+                vec![Value::Int(3), Value::Text("NL".into())],
+            ),
             ("u2".to_string(), vec![Value::Null, Value::Null]),
         ];
         let batch = RowsBatch::from_values(columns, &rows).unwrap();
@@ -555,8 +566,10 @@ mod tests {
             assert!(Record::decode(&bytes[..cut], 0).is_err());
         }
         let refuse = |columns: Vec<(&str, ColumnType)>| {
-            let columns: Vec<(String, ColumnType)> =
-                columns.into_iter().map(|(n, t)| (n.to_string(), t)).collect();
+            let columns: Vec<(String, ColumnType)> = columns
+                .into_iter()
+                .map(|(n, t)| (n.to_string(), t))
+                .collect();
             let batch = RowsBatch::from_values(columns, &[]).unwrap();
             resolve_rows(&schema(), &batch).unwrap_err().to_string()
         };

@@ -32,8 +32,12 @@ impl RowsBatch {
     /// (TEXT) followed by `columns`; checks every value.
     pub fn from_payload(columns: Vec<(String, ColumnType)>, payload: Vec<u8>) -> Result<Self> {
         let types = payload_types(columns.iter().map(|(_, t)| *t));
-        let view = parse_rows(&types, &payload, 0)
-            .map_err(|e| Error::InvalidWrite(format!("bad rows payload at byte {}: {}", e.offset, e.reason)))?;
+        let view = parse_rows(&types, &payload, 0).map_err(|e| {
+            Error::InvalidWrite(format!(
+                "bad rows payload at byte {}: {}",
+                e.offset, e.reason
+            ))
+        })?;
         check_view(&view, |c| columns[c].0.as_str())?;
         Ok(RowsBatch {
             rows: view.rows,
@@ -43,7 +47,10 @@ impl RowsBatch {
     }
 
     /// A batch from rows of values: `(id, one value per column)`.
-    pub fn from_values(columns: Vec<(String, ColumnType)>, rows: &[(String, Vec<Value>)]) -> Result<Self> {
+    pub fn from_values(
+        columns: Vec<(String, ColumnType)>,
+        rows: &[(String, Vec<Value>)],
+    ) -> Result<Self> {
         let mut e = RowsEncoder::new(columns.len() + 1);
         for (id, values) in rows {
             if values.len() != columns.len() {

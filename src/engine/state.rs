@@ -14,9 +14,9 @@ use super::error::{Error, Result};
 use super::record::{check_resolved, Record, ResolvedOp};
 use super::rows::{check_view, payload_types};
 use super::shard::{shard_of, ShardState};
-use crate::storage::columnar::{parse_rows, ColumnView};
 use super::table::TableState;
 use super::value::Change;
+use crate::storage::columnar::{parse_rows, ColumnView};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -249,10 +249,16 @@ fn apply_rows(
             .ok_or_else(|| Error::Internal(format!("column position {p} is out of range")))?;
         types.push(*ty);
     }
-    let view = parse_rows(&payload_types(types.into_iter()), payload, 0)
-        .map_err(|e| Error::Internal(format!("rows record does not parse at byte {}: {}", e.offset, e.reason)))?;
+    let view = parse_rows(&payload_types(types.into_iter()), payload, 0).map_err(|e| {
+        Error::Internal(format!(
+            "rows record does not parse at byte {}: {}",
+            e.offset, e.reason
+        ))
+    })?;
     let schema = table.schema.clone();
-    check_view(&view, |c| schema.columns[positions[c] as usize].name.as_str())?;
+    check_view(&view, |c| {
+        schema.columns[positions[c] as usize].name.as_str()
+    })?;
     let Some(ColumnView::Text(ids)) = view.columns.first() else {
         return Err(Error::Internal("rows record without ids".into()));
     };

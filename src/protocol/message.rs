@@ -7,8 +7,9 @@ use crate::storage::schema::ColumnType;
 
 /// The magic bytes that open a Hello.
 pub const MAGIC: &[u8; 6] = b"COHORT";
-/// The protocol version this build speaks.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// The newest protocol version this build speaks (it speaks 1 too).
+/// Version 2 added InsertRows.
+pub const PROTOCOL_VERSION: u16 = 2;
 
 pub const HELLO: u8 = 0x01;
 pub const QUERY: u8 = 0x02;
@@ -16,6 +17,7 @@ pub const CANCEL: u8 = 0x03;
 pub const PING: u8 = 0x04;
 pub const SET_OPTION: u8 = 0x05;
 pub const GOODBYE: u8 = 0x06;
+pub const INSERT_ROWS: u8 = 0x07;
 pub const WELCOME: u8 = 0x81;
 pub const SCHEMA: u8 = 0x82;
 pub const ROW_BATCH: u8 = 0x83;
@@ -49,6 +51,13 @@ pub enum Message {
         value: String,
     },
     Goodbye,
+    /// Column-wise upserts into `table`: `columns` are the profile id column
+    /// then table columns; `rows` is a RowBatch-encoded payload of them.
+    InsertRows {
+        table: String,
+        columns: Vec<ColumnInfo>,
+        rows: Vec<u8>,
+    },
     Welcome {
         version: u16,
         server: String,
@@ -107,6 +116,16 @@ impl Message {
                 SET_OPTION
             }
             Message::Goodbye => GOODBYE,
+            Message::InsertRows {
+                table,
+                columns,
+                rows,
+            } => {
+                w.str(table);
+                encode_columns(&mut w, columns);
+                w.bytes(rows);
+                INSERT_ROWS
+            }
             Message::Welcome {
                 version,
                 server,
@@ -121,11 +140,7 @@ impl Message {
             }
             Message::Schema { statement, columns } => {
                 w.u32(*statement);
-                w.u16(columns.len() as u16);
-                for c in columns {
-                    w.str(&c.name);
-                    w.u8(c.ty.code());
-                }
+                encode_columns(&mut w, columns);
                 SCHEMA
             }
             Message::RowBatch(payload) => return (ROW_BATCH, payload.clone()),
@@ -196,19 +211,15 @@ impl Message {
                 session: r.u64("session").map_err(e)?,
                 role: r.str("role").map_err(e)?.to_string(),
             },
-            SCHEMA => {
-                let statement = r.u32("statement").map_err(e)?;
-                let n = r.u16("column count").map_err(e)? as usize;
-                let mut columns = Vec::with_capacity(n.min(r.remaining() / 5));
-                for _ in 0..n {
-                    let name = r.str("column name").map_err(e)?.to_string();
-                    let code = r.u8("column type").map_err(e)?;
-                    let ty = ColumnType::from_code(code)
-                        .ok_or_else(|| format!("unknown column type {code}"))?;
-                    columns.push(ColumnInfo { name, ty });
-                }
-                Message::Schema { statement, columns }
-            }
+            SCHEMA => Message::Schema {
+                statement: r.u32("statement").map_err(e)?,
+                columns: decode_columns(&mut r)?,
+            },
+            INSERT_ROWS => Message::InsertRows {
+                table: r.str("table name").map_err(e)?.to_string(),
+                columns: decode_columns(&mut r)?,
+                rows: r.take(r.remaining(), "rows").map_err(e)?.to_vec(),
+            },
             PONG => Message::Pong,
             COMPLETE => Message::Complete {
                 statement: r.u32("statement").map_err(e)?,
@@ -233,6 +244,29 @@ impl Message {
         }
         Ok(message)
     }
+}
+
+/// `u16` count, then per column its name and type code.
+fn encode_columns(w: &mut ByteWriter, columns: &[ColumnInfo]) {
+    w.u16(columns.len() as u16);
+    for c in columns {
+        w.str(&c.name);
+        w.u8(c.ty.code());
+    }
+}
+
+fn decode_columns(r: &mut ByteReader<'_>) -> Result<Vec<ColumnInfo>, String> {
+    let e = |e: crate::storage::error::DecodeError| format!("{} (at byte {})", e.reason, e.offset);
+    let n = r.u16("column count").map_err(e)? as usize;
+    let mut columns = Vec::with_capacity(n.min(r.remaining() / 5));
+    for _ in 0..n {
+        let name = r.str("column name").map_err(e)?.to_string();
+        let code = r.u8("column type").map_err(e)?;
+        let ty =
+            ColumnType::from_code(code).ok_or_else(|| format!("unknown column type {code}"))?;
+        columns.push(ColumnInfo { name, ty });
+    }
+    Ok(columns)
 }
 
 #[cfg(test)]
@@ -277,6 +311,20 @@ mod tests {
                 ],
             },
             Message::RowBatch(vec![1, 2, 3]),
+            Message::InsertRows {
+                table: "profiles".into(),
+                columns: vec![
+                    ColumnInfo {
+                        name: "id".into(),
+                        ty: ColumnType::Text,
+                    },
+                    ColumnInfo {
+                        name: "age".into(),
+                        ty: ColumnType::Int,
+                    },
+                ],
+                rows: vec![0, 0, 0, 0],
+            },
             Message::Pong,
             Message::Complete {
                 statement: 0,
@@ -306,7 +354,8 @@ mod tests {
     fn truncated_extended_and_unknown_payloads_are_refused() {
         for m in all() {
             let (kind, payload) = m.encode();
-            if kind == ROW_BATCH {
+            // Their last field runs to the end of the payload.
+            if kind == ROW_BATCH || kind == INSERT_ROWS {
                 continue;
             }
             for cut in 0..payload.len() {

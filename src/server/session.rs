@@ -16,6 +16,7 @@ use crate::protocol::frame::{encode_frame, parse_header, Frame, FrameError};
 use crate::protocol::message::{ColumnInfo, Message, PROTOCOL_VERSION};
 use crate::protocol::rows::encode_rows;
 use crate::query::{parse, Output, QueryError};
+use crate::storage::schema::ColumnType;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::Arc;
@@ -155,7 +156,7 @@ pub(crate) async fn run(
             return;
         }
     };
-    let (user, password) = match hello {
+    let (version, user, password) = match hello {
         Ok(Message::Hello {
             version,
             user,
@@ -168,7 +169,7 @@ pub(crate) async fn run(
                     .await;
                 return;
             }
-            (user, password)
+            (version, user, password)
         }
         Ok(_) => {
             let _ = w
@@ -214,7 +215,7 @@ pub(crate) async fn run(
         }
     };
     if w.send(&Message::Welcome {
-        version: PROTOCOL_VERSION,
+        version,
         server: format!("cohortdb {}", env!("CARGO_PKG_VERSION")),
         session: id,
         role,
@@ -287,10 +288,40 @@ pub(crate) async fn run(
                         .await;
                     w.send(&Message::Ready).await.is_ok()
                 } else {
-                    run_request(&shared, text, timeout, &mut w, &mut frames, &mut stop)
-                        .await
-                        .unwrap_or_default()
+                    run_request(
+                        &shared,
+                        Job::Query(text),
+                        timeout,
+                        &mut w,
+                        &mut frames,
+                        &mut stop,
+                    )
+                    .await
+                    .unwrap_or_default()
                 }
+            }
+            Message::InsertRows { .. } if version < 2 => {
+                let _ = w
+                    .error(
+                        codes::PROTOCOL,
+                        "InsertRows needs protocol version 2; this session said version 1 in its Hello",
+                    )
+                    .await;
+                return;
+            }
+            Message::InsertRows {
+                table,
+                columns,
+                rows,
+            } => {
+                let job = Job::InsertRows {
+                    table,
+                    columns,
+                    rows,
+                };
+                run_request(&shared, job, timeout, &mut w, &mut frames, &mut stop)
+                    .await
+                    .unwrap_or_default()
             }
             Message::Ping => w.send(&Message::Pong).await.is_ok(),
             Message::Cancel => true,
@@ -337,10 +368,20 @@ pub(crate) async fn run(
     }
 }
 
+/// What a request asks for.
+enum Job {
+    Query(String),
+    InsertRows {
+        table: String,
+        columns: Vec<ColumnInfo>,
+        rows: Vec<u8>,
+    },
+}
+
 /// Runs one request; returns whether the connection stays open.
 async fn run_request(
     shared: &Arc<Shared>,
-    text: String,
+    job: Job,
     timeout: Option<Duration>,
     w: &mut Writer,
     frames: &mut mpsc::Receiver<FrameResult>,
@@ -352,7 +393,14 @@ async fn run_request(
     let batch_rows = shared.config.batch_rows;
     let worker = {
         let flag = flag.clone();
-        tokio::task::spawn_blocking(move || execute_request(&db, &text, &tx, &flag, batch_rows))
+        tokio::task::spawn_blocking(move || match job {
+            Job::Query(text) => execute_request(&db, &text, &tx, &flag, batch_rows),
+            Job::InsertRows {
+                table,
+                columns,
+                rows,
+            } => execute_insert(&db, &table, columns, rows, &tx),
+        })
     };
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut keep_open = true;
@@ -450,6 +498,53 @@ fn stopped(flag: &AtomicU8) -> Option<Message> {
         line: 0,
         column: 0,
     })
+}
+
+/// Applies an InsertRows request, sending Complete or Error, then Ready.
+/// Runs on the blocking pool. A write is atomic, so Cancel does not stop it.
+fn execute_insert(
+    db: &crate::engine::Database,
+    table: &str,
+    columns: Vec<ColumnInfo>,
+    rows: Vec<u8>,
+    tx: &mpsc::Sender<Message>,
+) {
+    let started = Instant::now();
+    let message = match insert_rows(db, table, columns, rows) {
+        Ok(affected) => Message::Complete {
+            statement: 0,
+            tag: "INSERT".into(),
+            affected,
+            micros: started.elapsed().as_micros() as u64,
+        },
+        Err(e) => error_message(&e),
+    };
+    let _ = tx.blocking_send(message).is_ok() && tx.blocking_send(Message::Ready).is_ok();
+}
+
+fn insert_rows(
+    db: &crate::engine::Database,
+    table: &str,
+    mut columns: Vec<ColumnInfo>,
+    rows: Vec<u8>,
+) -> Result<u64, QueryError> {
+    let schema = db.schema(table)?;
+    match columns.first() {
+        Some(c) if c.name.eq_ignore_ascii_case(&schema.key_column) && c.ty == ColumnType::Text => {
+            columns.remove(0);
+        }
+        first => {
+            return Err(QueryError::Engine(EngineError::InvalidWrite(format!(
+                "the first column of InsertRows must be {}'s key column {} (TEXT), not {}",
+                schema.name,
+                schema.key_column,
+                first.map_or("nothing".to_string(), |c| format!("{} ({})", c.name, c.ty))
+            ))))
+        }
+    }
+    let named = columns.into_iter().map(|c| (c.name, c.ty)).collect();
+    let batch = crate::engine::RowsBatch::from_payload(named, rows)?;
+    Ok(db.insert_rows(table, batch)?.upserted)
 }
 
 /// Runs every statement of `text`, sending Schema / RowBatch / Complete /

@@ -205,7 +205,7 @@ impl RowsEncoder {
 
     fn cell(&mut self, c: usize, null: bool) -> &mut ByteWriter {
         let i = self.cells[c];
-        if i % 8 == 0 {
+        if i.is_multiple_of(8) {
             self.nulls[c].push(0);
         }
         if null {
@@ -297,15 +297,15 @@ mod tests {
         assert_eq!(view.columns[1].tags(7), ["a", "t7"]);
         assert!(view.columns[1].tags(6).is_empty());
         assert_eq!(view.columns[2], {
-            ColumnView::Int(
-                (0..19i64)
-                    .map(|i| (i % 3 != 0).then_some(-i))
-                    .collect(),
-            )
+            ColumnView::Int((0..19i64).map(|i| (i % 3 != 0).then_some(-i)).collect())
         });
         assert_eq!(
             view.columns[5],
-            ColumnView::Bool((0..19).map(|i| (i % 3 != 0).then_some(i % 2 == 0)).collect())
+            ColumnView::Bool(
+                (0..19)
+                    .map(|i| (i % 3 != 0).then_some(i % 2 == 0))
+                    .collect()
+            )
         );
     }
 

@@ -1,13 +1,11 @@
-//! A batch: one `INSERT INTO t (...) VALUES (...), (...)` statement being
-//! built row by row straight into its text, with where each row sits in it,
+//! A batch: the rows of one InsertRows message being built row by row into
+//! a buffer of cells (see [`super::cells`]), with where each row sits in it,
 //! its input line, and the rows rejected while reading it.
 //!
-//! Invariants: `text` is the layout's prefix followed by the accepted rows
-//! separated by `,`, and `rows[i]` is the byte range of row `i`'s `( ... )`
-//! in `text`, in input order; so any run of consecutive rows is the prefix
-//! plus one contiguous slice (which is how a refused batch is split). Lines
-//! increase through `rows` and through `rejects`. The text is valid UTF-8
-//! because every value written into it came from a `&str`.
+//! Invariants: `bytes` is the accepted rows back to back, and `rows[i]` is
+//! the byte range of row `i` in `bytes`, in input order; so any run of
+//! consecutive rows is one contiguous slice (which is how a refused batch is
+//! split). Lines increase through `rows` and through `rejects`.
 
 /// An accepted row.
 #[derive(Debug, Clone, Copy)]
@@ -25,11 +23,10 @@ pub struct Reject {
     pub reason: String,
 }
 
-/// One statement's worth of rows.
+/// One message's worth of rows.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub text: Vec<u8>,
-    pub prefix_len: usize,
+    pub bytes: Vec<u8>,
     pub rows: Vec<RowSpan>,
     pub rejects: Vec<Reject>,
     /// Input bytes read when the batch was closed (for progress).
@@ -38,10 +35,8 @@ pub struct Batch {
 
 impl Batch {
     /// Empties the batch for reuse, keeping its buffers.
-    pub fn reset(&mut self, prefix: &str) {
-        self.text.clear();
-        self.text.extend_from_slice(prefix.as_bytes());
-        self.prefix_len = prefix.len();
+    pub fn reset(&mut self) {
+        self.bytes.clear();
         self.rows.clear();
         self.rejects.clear();
         self.position = 0;
@@ -51,20 +46,12 @@ impl Batch {
         self.rows.is_empty() && self.rejects.is_empty()
     }
 
-    /// The statement text of rows `lo..hi` (a slice of `text` when they
-    /// start at the first row; otherwise built in `scratch`).
-    pub fn statement<'a>(&'a self, lo: usize, hi: usize, scratch: &'a mut Vec<u8>) -> &'a [u8] {
-        let (Some(first), Some(last)) = (self.rows.get(lo), self.rows.get(hi.wrapping_sub(1)))
-        else {
-            return &[];
-        };
-        if lo == 0 {
-            return &self.text[..last.end];
+    /// The cells of rows `lo..hi`.
+    pub fn cells(&self, lo: usize, hi: usize) -> &[u8] {
+        match (self.rows.get(lo), self.rows.get(hi.wrapping_sub(1))) {
+            (Some(first), Some(last)) if lo < hi => &self.bytes[first.start..last.end],
+            _ => &[],
         }
-        scratch.clear();
-        scratch.extend_from_slice(&self.text[..self.prefix_len]);
-        scratch.extend_from_slice(&self.text[first.start..last.end]);
-        scratch
     }
 }
 
@@ -80,78 +67,63 @@ pub enum RowEnd {
     Spilled,
 }
 
-/// Builds batches row by row with limits on rows and statement bytes.
+/// Builds batches row by row with limits on rows and bytes.
 pub struct BatchBuilder {
-    prefix: String,
     max_rows: usize,
     max_bytes: usize,
-    /// Where the row being written starts (before its separator).
+    /// Where the row being written starts.
     row_mark: usize,
     pub batch: Batch,
 }
 
 impl BatchBuilder {
-    pub fn new(prefix: String, max_rows: usize, max_bytes: usize) -> BatchBuilder {
-        let mut batch = Batch::default();
-        batch.reset(&prefix);
+    pub fn new(max_rows: usize, max_bytes: usize) -> BatchBuilder {
         BatchBuilder {
-            prefix,
             max_rows: max_rows.max(1),
             max_bytes,
             row_mark: 0,
-            batch,
+            batch: Batch::default(),
         }
     }
 
-    /// Starts a new row: writes the separator and `(`, returns the buffer to
-    /// write the values into.
+    /// Starts a new row; returns the buffer to write its cells into.
     pub fn begin_row(&mut self) -> &mut Vec<u8> {
-        let text = &mut self.batch.text;
-        self.row_mark = text.len();
-        if !self.batch.rows.is_empty() {
-            text.push(b',');
-        }
-        text.push(b'(');
-        text
+        self.row_mark = self.batch.bytes.len();
+        &mut self.batch.bytes
     }
 
     /// Drops the row being written (a value was bad).
     pub fn abort_row(&mut self) {
-        self.batch.text.truncate(self.row_mark);
+        self.batch.bytes.truncate(self.row_mark);
     }
 
-    /// Finishes the row being written (adds the `)`). A row that does not fit
-    /// under the byte limit is moved to `spill` (it starts the next batch) and
-    /// the batch is reported full; a row too large for any batch is rejected.
+    /// Finishes the row being written. A row that does not fit under the
+    /// byte limit is moved to `spill` (it starts the next batch) and the
+    /// batch is reported full; a row too large for any batch is rejected.
     pub fn end_row(&mut self, line: u64, spill: &mut Vec<u8>) -> RowEnd {
-        let text = &mut self.batch.text;
-        text.push(b')');
-        let start = if self.batch.rows.is_empty() {
-            self.row_mark
-        } else {
-            self.row_mark + 1
-        };
-        if text.len() > self.max_bytes {
-            let size = text.len() - start + self.prefix.len();
+        let bytes = &mut self.batch.bytes;
+        let start = self.row_mark;
+        if bytes.len() > self.max_bytes {
+            let size = bytes.len() - start;
             if size > self.max_bytes {
-                text.truncate(self.row_mark);
+                bytes.truncate(start);
                 self.reject(
                     line,
                     format!(
-                        "the row is {size} bytes as a CohortQL statement, more than --batch-bytes {}",
+                        "the row takes {size} bytes, more than --batch-bytes {}",
                         self.max_bytes
                     ),
                 );
                 return self.fullness();
             }
             spill.clear();
-            spill.extend_from_slice(&text[start..]);
-            text.truncate(self.row_mark);
+            spill.extend_from_slice(&bytes[start..]);
+            bytes.truncate(start);
             return RowEnd::Spilled;
         }
         self.batch.rows.push(RowSpan {
             start,
-            end: text.len(),
+            end: bytes.len(),
             line,
         });
         self.fullness()
@@ -159,15 +131,12 @@ impl BatchBuilder {
 
     /// Starts the next batch with a row spilled by [`BatchBuilder::end_row`].
     pub fn push_spilled(&mut self, row: &[u8], line: u64) {
-        let text = &mut self.batch.text;
-        if !self.batch.rows.is_empty() {
-            text.push(b',');
-        }
-        let start = text.len();
-        text.extend_from_slice(row);
+        let bytes = &mut self.batch.bytes;
+        let start = bytes.len();
+        bytes.extend_from_slice(row);
         self.batch.rows.push(RowSpan {
             start,
-            end: text.len(),
+            end: bytes.len(),
             line,
         });
     }
@@ -188,7 +157,7 @@ impl BatchBuilder {
 
     /// Takes the batch out, leaving `fresh` (reset) in its place.
     pub fn take(&mut self, mut fresh: Batch, position: u64) -> Batch {
-        fresh.reset(&self.prefix);
+        fresh.reset();
         let mut done = std::mem::replace(&mut self.batch, fresh);
         done.position = position;
         done
@@ -205,46 +174,46 @@ mod tests {
     }
 
     #[test]
-    fn rows_are_contiguous_and_sub_statements_are_valid() {
-        let mut b = BatchBuilder::new("P ".into(), 10, 1 << 20);
+    fn rows_are_contiguous_and_any_run_is_one_slice() {
+        let mut b = BatchBuilder::new(10, 1 << 20);
         let mut spill = Vec::new();
         row(&mut b, "1", 2, &mut spill);
         b.begin_row().extend_from_slice(b"bad");
         b.abort_row();
         b.reject(3, "no".into());
-        row(&mut b, "2", 4, &mut spill);
-        row(&mut b, "3", 5, &mut spill);
+        row(&mut b, "22", 4, &mut spill);
+        row(&mut b, "333", 5, &mut spill);
         let batch = b.take(Batch::default(), 9);
-        assert_eq!(batch.text, b"P (1),(2),(3)");
-        let mut scratch = Vec::new();
-        assert_eq!(batch.statement(0, 2, &mut scratch), b"P (1),(2)");
-        assert_eq!(batch.statement(1, 3, &mut scratch), b"P (2),(3)");
-        assert_eq!(batch.statement(2, 3, &mut scratch), b"P (3)");
+        assert_eq!(batch.bytes, b"122333");
+        assert_eq!(batch.cells(0, 2), b"122");
+        assert_eq!(batch.cells(1, 3), b"22333");
+        assert_eq!(batch.cells(2, 3), b"333");
+        assert_eq!(batch.cells(2, 2), b"");
         assert_eq!(batch.rejects.len(), 1);
         assert_eq!(batch.position, 9);
-        assert_eq!(b.batch.text, b"P ");
+        assert!(b.batch.bytes.is_empty());
     }
 
     #[test]
     fn byte_limit_spills_the_last_row() {
-        let mut b = BatchBuilder::new("P ".into(), 10, 12);
+        let mut b = BatchBuilder::new(10, 5);
         let mut spill = Vec::new();
         assert_eq!(row(&mut b, "11", 2, &mut spill), RowEnd::Open);
         assert_eq!(row(&mut b, "22", 3, &mut spill), RowEnd::Open);
         assert_eq!(row(&mut b, "33", 4, &mut spill), RowEnd::Spilled);
-        assert_eq!(spill, b"(33)");
+        assert_eq!(spill, b"33");
         let batch = b.take(Batch::default(), 0);
-        assert_eq!(batch.text, b"P (11),(22)");
+        assert_eq!(batch.bytes, b"1122");
         b.push_spilled(&spill, 4);
-        assert_eq!(b.batch.text, b"P (33)");
+        assert_eq!(b.batch.bytes, b"33");
         assert_eq!(row(&mut b, "too long a row", 5, &mut spill), RowEnd::Open);
-        assert_eq!(b.batch.text, b"P (33)");
-        assert!(b.batch.rejects[0].reason.contains("--batch-bytes 12"));
+        assert_eq!(b.batch.bytes, b"33");
+        assert!(b.batch.rejects[0].reason.contains("--batch-bytes 5"));
     }
 
     #[test]
     fn row_limit() {
-        let mut b = BatchBuilder::new("P ".into(), 2, 1 << 20);
+        let mut b = BatchBuilder::new(2, 1 << 20);
         let mut spill = Vec::new();
         assert_eq!(row(&mut b, "1", 1, &mut spill), RowEnd::Open);
         assert_eq!(row(&mut b, "2", 2, &mut spill), RowEnd::Full);

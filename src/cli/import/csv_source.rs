@@ -8,7 +8,7 @@
 //! record's line is the line it starts on.
 
 use super::batch::BatchBuilder;
-use super::literal::csv_field;
+use super::cells::csv_field;
 use super::table::Layout;
 use super::{RowSource, Step};
 use std::io::Read;
@@ -83,10 +83,7 @@ impl<R: Read + Send> RowSource for CsvSource<R> {
             return Ok(Step::Row(b.fullness(), line));
         }
         let out = b.begin_row();
-        for (i, (raw, target)) in self.record.iter().zip(targets).enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        for (raw, target) in self.record.iter().zip(targets) {
             if let Err(reason) = csv_field(out, target, raw) {
                 b.abort_row();
                 b.reject(line, reason);

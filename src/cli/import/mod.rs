@@ -7,14 +7,16 @@
 //!    ([`table`]), and for CSV read the header and check every column before
 //!    anything is imported;
 //! 2. a reader thread parses the input ([`csv_source`], [`ndjson_source`]),
-//!    checks every value and writes it as a CohortQL literal ([`literal`])
-//!    straight into the text of the next `INSERT` statement ([`batch`]);
-//!    full batches go to the sender through a bounded channel (and come back
-//!    empty for reuse), so the next batch is parsed while the server applies
-//!    the current one and memory stays bounded however large the input;
-//! 3. the main thread sends each batch as one INSERT (one atomic write on the
-//!    server), applies the `--max-errors` budget in input order and counts
-//!    ([`sender`]), and shows progress on a terminal ([`progress`]).
+//!    checks every value and writes it as a typed cell ([`cells`]) straight
+//!    into the next batch ([`batch`]); full batches go to the sender through
+//!    a bounded channel (and come back empty for reuse), so the next batch is
+//!    parsed while the server applies the current one and memory stays
+//!    bounded however large the input;
+//! 3. the main thread turns each batch into one columnar InsertRows message
+//!    (the bulk-load message of docs/protocol.md: one atomic write on the
+//!    server, no SQL text to parse), applies the `--max-errors` budget in
+//!    input order and counts ([`sender`]), and shows progress on a terminal
+//!    ([`progress`]).
 //!
 //! Exit codes: 0 when the whole input was read and at most `--max-errors`
 //! rows were rejected; 1 when the import stopped because more were; 2 for
@@ -22,8 +24,8 @@
 //! and for connection or server failures.
 
 mod batch;
+mod cells;
 mod csv_source;
-mod literal;
 mod ndjson_source;
 mod progress;
 mod sender;
@@ -37,7 +39,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::mpsc::{self, Receiver, SyncSender};
-use table::TableInfo;
+use table::{Layout, TableInfo};
 
 use crate::client::{Client, ConnectOptions};
 
@@ -58,11 +60,11 @@ pub struct ImportArgs {
     /// Input format [default: from the file extension (.ndjson, .jsonl, .json), else csv]
     #[arg(long, value_enum)]
     pub format: Option<Format>,
-    /// Rows per INSERT statement (each statement is one atomic batch)
+    /// Rows per batch (each batch is one atomic write)
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
-    /// Largest INSERT statement in bytes; keep it at most the server's --max-statement-bytes
-    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(256..))]
+    /// Largest batch in bytes (about its message size); keep it below the server's --max-frame-bytes
+    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(256..))]
     pub batch_bytes: u64,
     /// Rejected rows tolerated; the import stops at the row that exceeds it
     #[arg(long, default_value_t = 0)]
@@ -160,16 +162,17 @@ fn import(args: ImportArgs) -> Result<ExitCode, String> {
     let table = TableInfo::describe(&mut client, &args.table)?;
     let batch_rows = usize::try_from(args.batch).unwrap_or(usize::MAX);
     let batch_bytes = usize::try_from(args.batch_bytes).unwrap_or(usize::MAX);
-    let (source, prefix): (Box<dyn RowSource>, String) = match format {
+    let (source, layout): (Box<dyn RowSource>, Layout) = match format {
         Format::Csv => {
             let (reader, names) = csv_source::read_header(input)?;
             let layout = table.layout_for(&names)?;
-            let prefix = layout.prefix.clone();
-            (Box::new(csv_source::CsvSource::new(reader, layout)), prefix)
+            (
+                Box::new(csv_source::CsvSource::new(reader, layout.clone())),
+                layout,
+            )
         }
         Format::Ndjson => {
             let layout = table.full_layout();
-            let prefix = layout.prefix.clone();
             let unsupported = table
                 .columns
                 .iter()
@@ -178,19 +181,17 @@ fn import(args: ImportArgs) -> Result<ExitCode, String> {
                 .collect();
             let input = BufReader::with_capacity(1 << 16, input);
             (
-                Box::new(ndjson_source::NdjsonSource::new(input, layout, unsupported)),
-                prefix,
+                Box::new(ndjson_source::NdjsonSource::new(
+                    input,
+                    layout.clone(),
+                    unsupported,
+                )),
+                layout,
             )
         }
     };
-    if prefix.len() + 16 > batch_bytes {
-        return Err(format!(
-            "--batch-bytes {batch_bytes} leaves no room for rows after the {}-byte INSERT head",
-            prefix.len()
-        ));
-    }
-    let builder = BatchBuilder::new(prefix, batch_rows, batch_bytes);
-    Ok(pump(client, source, builder, size, args.max_errors))
+    let builder = BatchBuilder::new(batch_rows, batch_bytes);
+    Ok(pump(client, source, builder, layout, size, args.max_errors))
 }
 
 /// Runs the reader thread and sends what it produces; prints the summary.
@@ -198,6 +199,7 @@ fn pump(
     mut client: Client,
     source: Box<dyn RowSource>,
     builder: BatchBuilder,
+    layout: Layout,
     size: Option<u64>,
     max_errors: u64,
 ) -> ExitCode {
@@ -215,7 +217,7 @@ fn pump(
         }
     };
     let mut report = |line: u64, reason: &str| progress.println(&format!("line {line}: {reason}"));
-    let mut sender = Sender::new(&mut client, max_errors, &mut report);
+    let mut sender = Sender::new(&mut client, &layout, max_errors, &mut report);
     let mut outcome = Outcome::Finished;
     for message in received.iter() {
         let batch = match message {

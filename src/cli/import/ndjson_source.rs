@@ -1,6 +1,6 @@
 //! Reading NDJSON rows (one JSON object per line) into batches.
 //!
-//! Each line is parsed by serde_json straight into CohortQL literals: a
+//! Each line is parsed by serde_json straight into typed cells: a
 //! `DeserializeSeed` walks the object and writes every value into a reused
 //! per-column buffer, so no `serde_json::Value` tree and no per-row strings
 //! are built. Keys name table columns (case-insensitive); a key that is not a
@@ -9,9 +9,9 @@
 //! key must be present. Blank lines are skipped but counted.
 
 use super::batch::BatchBuilder;
-use super::literal::{
-    check_key, check_text, show, timestamp_text, write_bool, write_float, write_int, write_null,
-    write_string,
+use super::cells::{
+    begin_set, check_key, check_text, show, timestamp_text, write_bool, write_float, write_int,
+    write_null, write_string, write_tag,
 };
 use super::table::{Kind, Layout, Target};
 use super::{RowSource, Step};
@@ -135,10 +135,7 @@ impl<R: BufRead + Send> RowSource for NdjsonSource<R> {
             return Ok(Step::Row(b.fullness(), line));
         }
         let out = b.begin_row();
-        for (i, slot) in self.slots.iter().enumerate() {
-            if i > 0 {
-                out.push(b',');
-            }
+        for slot in &self.slots {
             out.extend_from_slice(slot);
         }
         Ok(Step::Row(b.end_row(line, spill), line))
@@ -149,7 +146,7 @@ impl<R: BufRead + Send> RowSource for NdjsonSource<R> {
     }
 }
 
-/// Walks one object, writing each value's literal into its column's slot.
+/// Walks one object, writing each value as a cell into its column's slot.
 struct RowSeed<'a> {
     layout: &'a Layout,
     unsupported: &'a [(String, String)],
@@ -247,7 +244,7 @@ fn type_name(kind: Kind) -> &'static str {
     }
 }
 
-/// Writes one value as the literal for its column.
+/// Writes one value as the cell for its column.
 struct ValueSeed<'a> {
     target: &'a Target,
     out: &'a mut Vec<u8>,
@@ -278,8 +275,12 @@ impl ValueSeed<'_> {
 
     fn int<E: de::Error>(self, v: i64) -> Result<(), E> {
         match self.target.kind {
-            Kind::Int | Kind::Timestamp | Kind::Float => {
+            Kind::Int | Kind::Timestamp => {
                 write_int(self.out, v);
+                Ok(())
+            }
+            Kind::Float => {
+                write_float(self.out, v as f64);
                 Ok(())
             }
             _ => self.mismatch(format!("the number {v}")),
@@ -381,20 +382,16 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         if self.target.kind != Kind::Set {
             return self.mismatch("an array".into());
         }
-        self.out.push(b'[');
-        let mut first = true;
+        let at = begin_set(self.out);
         while seq
             .next_element_seed(TagSeed {
                 column: &self.target.name,
                 out: &mut *self.out,
-                first,
+                at,
                 reason: &mut *self.reason,
             })?
             .is_some()
-        {
-            first = false;
-        }
-        self.out.push(b']');
+        {}
         Ok(())
     }
 
@@ -407,7 +404,8 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
 struct TagSeed<'a> {
     column: &'a str,
     out: &'a mut Vec<u8>,
-    first: bool,
+    /// Where the SET cell's count sits.
+    at: usize,
     reason: &'a mut Option<String>,
 }
 
@@ -439,10 +437,7 @@ impl<'de> Visitor<'de> for TagSeed<'_> {
             *self.reason = Some(reason);
             return Err(E::custom("bad tag"));
         }
-        if !self.first {
-            self.out.push(b',');
-        }
-        write_string(self.out, v);
+        write_tag(self.out, self.at, v);
         Ok(())
     }
 

@@ -8,17 +8,21 @@
 //! the batch; before sending, the batch is cut at the rejected row that would
 //! exceed the budget.
 //!
-//! A batch the server refuses as a whole because of its rows (syntax, type or
-//! write errors, or a statement over `--max-statement-bytes`) is split in two
-//! and each half sent again, left half first, down to single rows; a single
-//! row the server refuses is a rejected row with the server's reason. Rows
-//! are therefore committed in input order even while splitting. An error that
-//! is not about the rows (the connection, permissions, a read-only database,
-//! an error located in the statement head) ends the import.
+//! Each batch goes as one InsertRows message, its rows transposed into the
+//! columnar payload ([`super::cells::transpose`]). A batch the server refuses
+//! because of its rows (a write error) is split in two and each half sent
+//! again, left half first, down to single rows; a single row the server
+//! refuses is a rejected row with the server's reason. Rows are therefore
+//! committed in input order even while splitting. An error that is not about
+//! the rows (the connection, permissions, a read-only database, an unknown
+//! table or column, a type the table does not have) ends the import.
 
 use super::batch::{Batch, Reject};
+use super::cells::transpose;
+use super::table::Layout;
 use crate::client::{Client, ClientError};
 use crate::protocol::codes;
+use crate::storage::columnar::RowsEncoder;
 
 /// Where the import is after a batch.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -37,10 +41,10 @@ pub struct Fatal(pub String);
 /// Sends batches over one connection and counts.
 pub struct Sender<'a> {
     client: &'a mut Client,
+    layout: &'a Layout,
     max_errors: u64,
     pub imported: u64,
     pub rejected: u64,
-    scratch: Vec<u8>,
     /// Prints one rejected row.
     report: &'a mut dyn FnMut(u64, &str),
 }
@@ -48,15 +52,16 @@ pub struct Sender<'a> {
 impl<'a> Sender<'a> {
     pub fn new(
         client: &'a mut Client,
+        layout: &'a Layout,
         max_errors: u64,
         report: &'a mut dyn FnMut(u64, &str),
     ) -> Sender<'a> {
         Sender {
             client,
+            layout,
             max_errors,
             imported: 0,
             rejected: 0,
-            scratch: Vec::new(),
             report,
         }
     }
@@ -117,17 +122,20 @@ impl<'a> Sender<'a> {
         if lo >= hi {
             return Ok(Flow::Continue);
         }
-        let text = batch.statement(lo, hi, &mut self.scratch);
-        let text = std::str::from_utf8(text)
-            .map_err(|_| Fatal("internal error: a batch statement is not UTF-8".into()))?;
-        let error = match self.client.execute(text) {
+        let mut payload = RowsEncoder::new(self.layout.columns.len());
+        transpose(batch.cells(lo, hi), &self.layout.order, &mut payload)
+            .map_err(|e| Fatal(format!("internal error: {e}")))?;
+        let sent =
+            self.client
+                .insert_rows(&self.layout.table, &self.layout.columns, payload.finish());
+        let error = match sent {
             Ok(_) => {
                 self.imported += (hi - lo) as u64;
                 return Ok(Flow::Continue);
             }
             Err(e) => e,
         };
-        if !is_row_error(&error, batch.prefix_len) {
+        if !is_row_error(&error) {
             return Err(Fatal(error.to_string()));
         }
         if hi - lo > 1 {
@@ -141,37 +149,21 @@ impl<'a> Sender<'a> {
         if let stop @ Flow::Stopped { .. } = self.flush_rejects(rejects, Some(line)) {
             return Ok(stop);
         }
-        let reason = match &error {
-            ClientError::Server {
-                code: codes::STATEMENT_TOO_LARGE,
-                message,
-                ..
-            } => format!("the server refused the row as too large: {message}"),
-            other => format!("the server refused the row: {other}"),
-        };
+        let reason = format!("the server refused the row: {error}");
         Ok(self.reject(line, &reason))
     }
 }
 
-/// Whether a refused statement may be about some of its rows (and so worth
+/// Whether a refused batch may be about some of its rows (and so worth
 /// splitting), rather than about the import as a whole.
-fn is_row_error(error: &ClientError, prefix_len: usize) -> bool {
-    let ClientError::Server {
-        code, line, column, ..
-    } = error
-    else {
-        return false;
-    };
-    match *code {
-        codes::STATEMENT_TOO_LARGE => true,
-        codes::SYNTAX | codes::BIND | codes::WRITE_REFUSED => {
-            // An error located in `INSERT INTO t (...) VALUES ` (an unknown
-            // table or column) is about every row. The statement is one line,
-            // and a column in characters is at most the byte offset.
-            !(*line == 1 && *column >= 1 && (*column as usize) <= prefix_len)
+fn is_row_error(error: &ClientError) -> bool {
+    matches!(
+        error,
+        ClientError::Server {
+            code: codes::WRITE_REFUSED,
+            ..
         }
-        _ => false,
-    }
+    )
 }
 
 #[cfg(test)]
@@ -179,19 +171,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn head_errors_are_not_row_errors() {
-        let e = |code, line, column| ClientError::Server {
+    fn only_write_errors_are_row_errors() {
+        let e = |code| ClientError::Server {
             code,
             message: String::new(),
-            line,
-            column,
+            line: 0,
+            column: 0,
         };
-        assert!(!is_row_error(&e(codes::BIND, 1, 13), 40));
-        assert!(is_row_error(&e(codes::BIND, 1, 55), 40));
-        assert!(is_row_error(&e(codes::WRITE_REFUSED, 0, 0), 40));
-        assert!(is_row_error(&e(codes::STATEMENT_TOO_LARGE, 0, 0), 40));
-        assert!(!is_row_error(&e(codes::READ_ONLY, 0, 0), 40));
-        assert!(!is_row_error(&e(codes::PERMISSION_DENIED, 0, 0), 40));
-        assert!(!is_row_error(&ClientError::Closed, 40));
+        assert!(is_row_error(&e(codes::WRITE_REFUSED)));
+        assert!(!is_row_error(&e(codes::BIND)));
+        assert!(!is_row_error(&e(codes::READ_ONLY)));
+        assert!(!is_row_error(&e(codes::PERMISSION_DENIED)));
+        assert!(!is_row_error(&ClientError::Closed));
     }
 }

@@ -1,15 +1,17 @@
 //! The target table as the server describes it (`DESCRIBE t`: column, type,
 //! primary_key, pii) and the [`Layout`] of an import: which table columns the
-//! file fills, in which order, and the `INSERT INTO t (...) VALUES ` head every
-//! batch statement starts with.
+//! file fills, in which order, and the columns of the InsertRows messages
+//! that carry them (the primary key first).
 //!
 //! Invariants of a [`Layout`]: it names the primary key exactly once, every
-//! column at most once, and only columns of a type the importer can write.
-//! Names are matched case-insensitively (as CohortQL resolves them) and written
-//! back double-quoted with the server's spelling, so any name works.
+//! column at most once, and only columns of a type the importer can write;
+//! `order` is a permutation of `0..targets.len()` with the key at 0.
+//! Names are matched case-insensitively (as CohortQL resolves them) and sent
+//! with the server's spelling.
 
 use crate::client::Client;
 use crate::engine::Value;
+use crate::protocol::message::ColumnInfo;
 use crate::storage::schema::ColumnType;
 
 /// What a column holds, as far as the importer is concerned.
@@ -26,6 +28,18 @@ pub enum Kind {
 }
 
 impl Kind {
+    /// The column type the value is sent as.
+    pub fn column_type(self) -> ColumnType {
+        match self {
+            Kind::Key | Kind::Text => ColumnType::Text,
+            Kind::Set => ColumnType::TextSet,
+            Kind::Int => ColumnType::Int,
+            Kind::Timestamp => ColumnType::Timestamp,
+            Kind::Float => ColumnType::Float,
+            Kind::Bool => ColumnType::Bool,
+        }
+    }
+
     fn of(ty: ColumnType) -> Kind {
         match ty {
             ColumnType::Text => Kind::Text,
@@ -62,13 +76,15 @@ pub struct Target {
     pub kind: Kind,
 }
 
-/// The columns an import fills, in INSERT order, and the statement head.
+/// The columns an import fills, in file order, and how they are sent.
 #[derive(Debug, Clone)]
 pub struct Layout {
     pub table: String,
     pub targets: Vec<Target>,
-    /// `INSERT INTO "t" ("id", "age") VALUES `
-    pub prefix: String,
+    /// The InsertRows columns: the primary key, then the others in file order.
+    pub columns: Vec<ColumnInfo>,
+    /// `order[i]`: the InsertRows column of `targets[i]`.
+    pub order: Vec<usize>,
 }
 
 /// Writes `name` as a double-quoted CohortQL identifier.
@@ -215,16 +231,29 @@ impl TableInfo {
     }
 
     fn layout(&self, targets: Vec<Target>) -> Layout {
-        let names: Vec<String> = targets.iter().map(|t| quote_ident(&t.name)).collect();
-        let prefix = format!(
-            "INSERT INTO {} ({}) VALUES ",
-            quote_ident(&self.name),
-            names.join(", ")
-        );
+        let info = |t: &Target| ColumnInfo {
+            name: t.name.clone(),
+            ty: t.kind.column_type(),
+        };
+        let mut columns: Vec<ColumnInfo> = targets
+            .iter()
+            .filter(|t| t.kind == Kind::Key)
+            .map(info)
+            .collect();
+        let mut order = Vec::with_capacity(targets.len());
+        for t in &targets {
+            if t.kind == Kind::Key {
+                order.push(0);
+            } else {
+                order.push(columns.len());
+                columns.push(info(t));
+            }
+        }
         Layout {
             table: self.name.clone(),
             targets,
-            prefix,
+            columns,
+            order,
         }
     }
 }
@@ -268,10 +297,9 @@ mod tests {
         let l = table()
             .layout_for(&["AGE".to_string(), "Id".to_string()])
             .unwrap();
-        assert_eq!(
-            l.prefix,
-            "INSERT INTO \"profiles\" (\"age\", \"id\") VALUES "
-        );
+        let names: Vec<&str> = l.columns.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(names, ["id", "age"]);
+        assert_eq!(l.order, [1, 0]);
         assert_eq!(l.position("ID"), Some(1));
     }
 

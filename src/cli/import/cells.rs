@@ -1,61 +1,74 @@
-//! Writing CohortQL literals (docs/cohortql.md, "Lexical rules") into a batch
-//! statement, and turning CSV text into them by column type.
+//! The importer's row buffer: each accepted row is a run of cells, one per
+//! column of the import's layout, in layout order; and turning CSV text into
+//! cells by column type. [`transpose`] turns a run of rows into the columnar
+//! payload of an InsertRows message (docs/protocol.md).
 //!
 //! Every value is checked here, on the client, so the server almost never
 //! refuses a batch: a bad value becomes a rejected row with a reason such as
 //! `column age is INT, 'abc' is not an integer`.
 //!
-//! Invariants of what is written: strings are single-quoted with `'` doubled
-//! and `\`, newline and carriage return escaped (so a statement is always one
-//! line and the server's error columns point into it); integers are plain
-//! `-?digits`; floats are in the grammar's number form and finite; timestamps
-//! are written as integer seconds (ISO-8601 input is converted here).
+//! Cell encoding (private to the importer): a tag byte, then NULL nothing;
+//! TEXT `u32` length + UTF-8; SET `u32` count, then per tag `u32` length +
+//! UTF-8; INT (also TIMESTAMP, as seconds) `i64`; FLOAT `f64` (finite); BOOL
+//! one byte. Little-endian. Only this module writes and reads it.
 
 use super::table::{Kind, Target};
 use crate::engine::{MAX_ID_BYTES, MAX_TEXT_BYTES};
-use std::io::Write;
+use crate::storage::columnar::RowsEncoder;
 
-/// Appends `s` as a single-quoted CohortQL string.
+const NULL: u8 = 0;
+const TEXT: u8 = 1;
+const SET: u8 = 2;
+const INT: u8 = 3;
+const FLOAT: u8 = 4;
+const BOOL: u8 = 5;
+
+fn put_str(out: &mut Vec<u8>, s: &str) {
+    out.extend_from_slice(&(s.len() as u32).to_le_bytes());
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// Appends a TEXT cell (also the profile id).
 pub fn write_string(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'\'');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        let escape: &[u8] = match b {
-            b'\'' => b"''",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            _ => continue,
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        start = i + 1;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'\'');
+    out.push(TEXT);
+    put_str(out, s);
 }
 
-/// Appends an integer.
+/// Appends an INT (or TIMESTAMP seconds) cell.
 pub fn write_int(out: &mut Vec<u8>, v: i64) {
-    // Writing to a Vec cannot fail.
-    let _ = write!(out, "{v}");
+    out.push(INT);
+    out.extend_from_slice(&v.to_le_bytes());
 }
 
-/// Appends a finite float in the grammar's number form (`1.5`, `1e300`, `3.0`).
+/// Appends a FLOAT cell.
 pub fn write_float(out: &mut Vec<u8>, v: f64) {
-    // Debug never prints `inf`/`NaN` for finite values, and always prints a
-    // `.` or an exponent, so the server reads it back as this float.
-    let _ = write!(out, "{v:?}");
+    out.push(FLOAT);
+    out.extend_from_slice(&v.to_le_bytes());
 }
 
 pub fn write_bool(out: &mut Vec<u8>, v: bool) {
-    out.extend_from_slice(if v { b"TRUE" } else { b"FALSE" });
+    out.push(BOOL);
+    out.push(u8::from(v));
 }
 
 pub fn write_null(out: &mut Vec<u8>) {
-    out.extend_from_slice(b"NULL");
+    out.push(NULL);
+}
+
+/// Starts a SET cell with no tags; returns where its count sits, for [`write_tag`].
+pub fn begin_set(out: &mut Vec<u8>) -> usize {
+    out.push(SET);
+    out.extend_from_slice(&0u32.to_le_bytes());
+    out.len() - 4
+}
+
+/// Appends a tag to the SET cell begun at `at`.
+pub fn write_tag(out: &mut Vec<u8>, at: usize, tag: &str) {
+    let mut count = [0u8; 4];
+    count.copy_from_slice(&out[at..at + 4]);
+    let count = u32::from_le_bytes(count) + 1;
+    out[at..at + 4].copy_from_slice(&count.to_le_bytes());
+    put_str(out, tag);
 }
 
 /// A value as shown in a message: quoted, escaped, and cut when long.
@@ -99,45 +112,11 @@ pub fn check_text(column: &str, s: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// True when `s` matches the grammar's `number` rule:
-/// `-? digits ("." digits)? ([eE] [+-]? digits)?`.
-fn is_grammar_number(s: &str) -> bool {
-    let b = s.as_bytes();
-    let mut i = usize::from(b.first() == Some(&b'-'));
-    let digits = |i: &mut usize| {
-        let start = *i;
-        while *i < b.len() && b[*i].is_ascii_digit() {
-            *i += 1;
-        }
-        *i > start
-    };
-    if !digits(&mut i) {
-        return false;
-    }
-    if b.get(i) == Some(&b'.') {
-        i += 1;
-        if !digits(&mut i) {
-            return false;
-        }
-    }
-    if matches!(b.get(i), Some(b'e' | b'E')) {
-        i += 1;
-        if matches!(b.get(i), Some(b'+' | b'-')) {
-            i += 1;
-        }
-        if !digits(&mut i) {
-            return false;
-        }
-    }
-    i == b.len()
-}
-
 /// Writes an integer given as text; `Err` says why it is not one.
 fn int_text(out: &mut Vec<u8>, t: &str) -> Result<(), String> {
     match t.parse::<i64>() {
-        // `parse` accepts exactly `[+-]?digits`: copy it without a `+`.
-        Ok(_) => {
-            out.extend_from_slice(t.strip_prefix('+').unwrap_or(t).as_bytes());
+        Ok(v) => {
+            write_int(out, v);
             Ok(())
         }
         Err(e) => Err(match e.kind() {
@@ -151,11 +130,11 @@ fn int_text(out: &mut Vec<u8>, t: &str) -> Result<(), String> {
 
 /// Writes a TIMESTAMP given as whole seconds or ISO-8601 text.
 pub fn timestamp_text(out: &mut Vec<u8>, column: &str, t: &str) -> Result<(), String> {
-    if t.parse::<i64>().is_ok() {
-        out.extend_from_slice(t.strip_prefix('+').unwrap_or(t).as_bytes());
-        return Ok(());
-    }
-    match crate::query::bind::parse_timestamp(t) {
+    let seconds = match t.parse::<i64>() {
+        Ok(v) => Some(v),
+        Err(_) => crate::query::bind::parse_timestamp(t),
+    };
+    match seconds {
         Some(seconds) => {
             write_int(out, seconds);
             Ok(())
@@ -178,13 +157,7 @@ fn float_text(out: &mut Vec<u8>, column: &str, t: &str) -> Result<(), String> {
             show(t)
         ));
     }
-    // The server reads digits without `.`/`e` as an integer: copy the text
-    // only when it reads back the same way.
-    if is_grammar_number(t) && (t.contains(['.', 'e', 'E']) || t.parse::<i64>().is_ok()) {
-        out.extend_from_slice(t.as_bytes());
-    } else {
-        write_float(out, v);
-    }
+    write_float(out, v);
     Ok(())
 }
 
@@ -202,7 +175,7 @@ fn bool_text(column: &str, t: &str) -> Result<bool, String> {
     }
 }
 
-/// Writes one CSV field as the literal for `target`; `Err` is the reason the
+/// Writes one CSV field as the cell for `target`; `Err` is the reason the
 /// row is rejected. Empty means NULL, except for SET<TEXT> (the empty set)
 /// and the primary key (an error).
 pub fn csv_field(out: &mut Vec<u8>, target: &Target, raw: &[u8]) -> Result<(), String> {
@@ -227,17 +200,11 @@ pub fn csv_field(out: &mut Vec<u8>, target: &Target, raw: &[u8]) -> Result<(), S
             }
         }
         Kind::Set => {
-            out.push(b'[');
-            let mut first = true;
+            let at = begin_set(out);
             for tag in field.split('|').filter(|t| !t.is_empty()) {
                 check_text(column, tag)?;
-                if !first {
-                    out.push(b',');
-                }
-                first = false;
-                write_string(out, tag);
+                write_tag(out, at, tag);
             }
-            out.push(b']');
         }
         Kind::Int | Kind::Timestamp | Kind::Float | Kind::Bool => {
             let t = field.trim();
@@ -258,10 +225,72 @@ pub fn csv_field(out: &mut Vec<u8>, target: &Target, raw: &[u8]) -> Result<(), S
     Ok(())
 }
 
+/// Reads `bytes` (whole rows of cells of `columns` cells each) into `out`:
+/// the cell of layout column `i` goes to payload column `order[i]`.
+/// `Err` means the buffer is not what this module wrote (an internal error).
+pub fn transpose(bytes: &[u8], order: &[usize], out: &mut RowsEncoder) -> Result<(), String> {
+    let mut r = CellReader { bytes, at: 0 };
+    while r.at < bytes.len() {
+        for &c in order {
+            match r.u8()? {
+                NULL => out.null(c),
+                TEXT => out.text(c, r.str()?),
+                SET => {
+                    let n = r.u32()? as usize;
+                    let mut tags = Vec::with_capacity(n.min(bytes.len()));
+                    for _ in 0..n {
+                        tags.push(r.str()?);
+                    }
+                    out.set(c, tags.into_iter());
+                }
+                INT => out.int(c, i64::from_le_bytes(r.array()?)),
+                FLOAT => out.float(c, f64::from_le_bytes(r.array()?)),
+                BOOL => out.bool(c, r.u8()? == 1),
+                tag => return Err(format!("unknown cell tag {tag} at byte {}", r.at - 1)),
+            }
+        }
+    }
+    Ok(())
+}
+
+struct CellReader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> CellReader<'a> {
+    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
+        let end = self.at.checked_add(n).filter(|&e| e <= self.bytes.len());
+        let end =
+            end.ok_or_else(|| format!("row buffer ends inside a cell at byte {}", self.at))?;
+        let s = &self.bytes[self.at..end];
+        self.at = end;
+        Ok(s)
+    }
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let mut a = [0u8; N];
+        a.copy_from_slice(self.take(N)?);
+        Ok(a)
+    }
+    fn u8(&mut self) -> Result<u8, String> {
+        Ok(self.take(1)?[0])
+    }
+    fn u32(&mut self) -> Result<u32, String> {
+        Ok(u32::from_le_bytes(self.array()?))
+    }
+    fn str(&mut self) -> Result<&'a str, String> {
+        let n = self.u32()? as usize;
+        std::str::from_utf8(self.take(n)?).map_err(|e| format!("row buffer text is not UTF-8: {e}"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::columnar::{parse_rows, ColumnView};
+    use crate::storage::schema::ColumnType;
 
+    /// The cell a CSV field becomes, read back through an InsertRows payload.
     fn field(kind: Kind, raw: &str) -> Result<String, String> {
         let target = Target {
             name: "c".into(),
@@ -269,28 +298,46 @@ mod tests {
         };
         let mut out = Vec::new();
         csv_field(&mut out, &target, raw.as_bytes())?;
-        Ok(String::from_utf8(out).unwrap())
+        let mut e = RowsEncoder::new(1);
+        transpose(&out, &[0], &mut e).unwrap();
+        let payload = e.finish();
+        let ty = match kind {
+            Kind::Key | Kind::Text => ColumnType::Text,
+            Kind::Set => ColumnType::TextSet,
+            Kind::Int | Kind::Timestamp => ColumnType::Int,
+            Kind::Float => ColumnType::Float,
+            Kind::Bool => ColumnType::Bool,
+        };
+        let view = parse_rows(&[ty], &payload, 0).unwrap();
+        assert_eq!(view.rows, 1);
+        Ok(match &view.columns[0] {
+            c if c.is_null(0) => "NULL".to_string(),
+            ColumnView::Text(v) => format!("{:?}", v[0].unwrap()),
+            c @ ColumnView::TextSet { .. } => format!("{:?}", c.tags(0)),
+            ColumnView::Int(v) => format!("{}", v[0].unwrap()),
+            ColumnView::Float(v) => format!("{:?}", v[0].unwrap()),
+            ColumnView::Bool(v) => format!("{}", v[0].unwrap()),
+        })
     }
 
     #[test]
-    fn strings_are_quoted_and_escaped() {
-        let mut out = Vec::new();
-        write_string(&mut out, "it's a\\b\nc\rd");
-        assert_eq!(out, b"'it''s a\\\\b\\nc\\rd'");
+    fn texts_and_keys() {
+        assert_eq!(field(Kind::Text, "it's a\\b").unwrap(), "\"it's a\\\\b\"");
         assert_eq!(field(Kind::Text, "").unwrap(), "NULL");
-        assert_eq!(field(Kind::Text, "NL").unwrap(), "'NL'");
+        assert_eq!(field(Kind::Text, "NL").unwrap(), "\"NL\"");
         assert!(field(Kind::Key, "").unwrap_err().contains("empty"));
+        assert_eq!(field(Kind::Key, "u1").unwrap(), "\"u1\"");
     }
 
     #[test]
     fn sets_split_on_bars() {
         assert_eq!(field(Kind::Set, "").unwrap(), "[]");
-        assert_eq!(field(Kind::Set, "a|b").unwrap(), "['a','b']");
-        assert_eq!(field(Kind::Set, "|a||b|").unwrap(), "['a','b']");
+        assert_eq!(field(Kind::Set, "a|b").unwrap(), "[\"a\", \"b\"]");
+        assert_eq!(field(Kind::Set, "|a||b|").unwrap(), "[\"a\", \"b\"]");
     }
 
     #[test]
-    fn numbers_are_checked_and_normalised() {
+    fn numbers_are_checked() {
         assert_eq!(field(Kind::Int, " +42 ").unwrap(), "42");
         assert_eq!(field(Kind::Int, "").unwrap(), "NULL");
         assert_eq!(
@@ -301,19 +348,15 @@ mod tests {
             .unwrap_err()
             .contains("64-bit"));
         assert_eq!(field(Kind::Float, "20.09").unwrap(), "20.09");
-        assert_eq!(field(Kind::Float, "7").unwrap(), "7");
+        assert_eq!(field(Kind::Float, "7").unwrap(), "7.0");
         assert_eq!(field(Kind::Float, ".5").unwrap(), "0.5");
         assert_eq!(
             field(Kind::Float, "1e400").unwrap_err(),
             "column c is FLOAT, '1e400' is not a finite number"
         );
-        assert_eq!(
-            field(Kind::Float, "123456789012345678901234").unwrap(),
-            "1.2345678901234569e23"
-        );
         assert!(field(Kind::Float, "NaN").is_err());
-        assert_eq!(field(Kind::Bool, "TRUE").unwrap(), "TRUE");
-        assert_eq!(field(Kind::Bool, "0").unwrap(), "FALSE");
+        assert_eq!(field(Kind::Bool, "TRUE").unwrap(), "true");
+        assert_eq!(field(Kind::Bool, "0").unwrap(), "false");
         assert!(field(Kind::Bool, "yes").is_err());
     }
 
@@ -339,12 +382,32 @@ mod tests {
     }
 
     #[test]
-    fn grammar_numbers() {
-        for ok in ["1", "-1", "1.5", "1e5", "1E-5", "-0.25e+3"] {
-            assert!(is_grammar_number(ok), "{ok}");
+    fn rows_transpose_into_payload_columns_in_any_order() {
+        let mut rows = Vec::new();
+        for i in 0..3 {
+            write_int(&mut rows, i);
+            write_string(&mut rows, &format!("u{i}"));
         }
-        for bad in ["", "+1", ".5", "1.", "1e", "inf", "1_0"] {
-            assert!(!is_grammar_number(bad), "{bad}");
+        let mut e = RowsEncoder::new(2);
+        transpose(&rows, &[1, 0], &mut e).unwrap();
+        let payload = e.finish();
+        let view = parse_rows(&[ColumnType::Text, ColumnType::Int], &payload, 0).unwrap();
+        assert_eq!(
+            view.columns[0],
+            ColumnView::Text(vec![Some("u0"), Some("u1"), Some("u2")])
+        );
+        assert_eq!(
+            view.columns[1],
+            ColumnView::Int(vec![Some(0), Some(1), Some(2)])
+        );
+        // A damaged buffer is an error, not a panic.
+        for cut in [1, 5, rows.len() - 1] {
+            let mut e = RowsEncoder::new(2);
+            assert!(
+                transpose(&rows[..cut], &[1, 0], &mut e).is_err(),
+                "cut {cut}"
+            );
         }
+        assert!(transpose(&[9], &[0], &mut RowsEncoder::new(1)).is_err());
     }
 }

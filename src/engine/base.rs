@@ -8,7 +8,7 @@
 use super::cell::Cell;
 use crate::storage::block::{decode_block, BlockValues, BLOCK_ROWS, NULL_ID};
 use crate::storage::error::{Result, StorageError};
-use crate::storage::keys::{key_hash, KeyTableView};
+use crate::storage::keys::KeyTableView;
 use crate::storage::part::{PartReader, SectionKind};
 use crate::storage::schema::ColumnType;
 use parking_lot::Mutex;
@@ -92,11 +92,6 @@ impl BasePart {
     /// The local row of external id `key`, if it was live when written.
     pub fn find(&self, key: &str, hash: u64) -> Option<u32> {
         self.keys.find(self.key_bytes(), key, hash)
-    }
-
-    /// `find` computing the hash.
-    pub fn find_key(&self, key: &str) -> Option<u32> {
-        self.find(key, key_hash(key))
     }
 
     /// Decoded block `block` of column `column`.

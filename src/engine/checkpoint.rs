@@ -173,16 +173,17 @@ impl Inner {
                         None => s.base.clone(),
                     })
                     .collect();
-                let mut recent = table.keys.recent_entries();
-                recent.retain(|key, row| {
-                    let Some(part) = new_by_shard.get(&shard_of(*row)) else {
+                // Keep the ids the new parts do not hold at their row (a
+                // row's key in its part is one offset read away; no probe).
+                let recent = table.keys.recent_where(|key, row| {
+                    let Some(part) = new_by_shard.get(&shard_of(row)) else {
                         return true;
                     };
-                    let in_part = part.find_key(key) == Some(local_of(*row));
+                    let in_part = part.key(local_of(row)) == Some(key);
                     let live = table
                         .shards
-                        .get(shard_of(*row) as usize)
-                        .is_some_and(|s| s.live.contains(*row));
+                        .get(shard_of(row) as usize)
+                        .is_some_and(|s| s.live.contains(row));
                     !in_part && live
                 });
                 indexes.insert(table.id, Arc::new(KeyIndex::new(parts, recent)));

@@ -12,7 +12,7 @@
 
 use super::cell::Cell;
 use super::value::Value;
-use crate::storage::bsi::Bsi;
+use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::dictionary::Dictionary;
 use crate::storage::schema::ColumnType;
 use roaring::RoaringBitmap;
@@ -109,6 +109,72 @@ impl ColumnIndex {
             }
             // Cells are built for their column's type (see `cell_of`), so no other pairing occurs.
             _ => debug_assert!(false, "cell does not fit its column index"),
+        }
+    }
+
+    /// Indexes rows that are new to the shard, in increasing row order, each
+    /// holding its cell: one append per bitmap when the rows lie above every
+    /// indexed row (bulk loading), inserts otherwise. Same result as
+    /// [`ColumnIndex::insert`] per row.
+    pub fn append_rows(&mut self, cells: &[(u32, &Cell)]) {
+        let rows_where = |keep: &dyn Fn(&Cell) -> bool| -> Vec<u32> {
+            cells
+                .iter()
+                .filter(|(_, c)| keep(c))
+                .map(|(r, _)| *r)
+                .collect()
+        };
+        match self {
+            ColumnIndex::Dict {
+                exists, bitmaps, ..
+            } => {
+                let mut by_value: Vec<Vec<u32>> = vec![Vec::new(); bitmaps.len()];
+                for (row, cell) in cells {
+                    let ids: &[u32] = match cell {
+                        Cell::Text(id) => std::slice::from_ref(id),
+                        Cell::Set(ids) => ids,
+                        _ => &[],
+                    };
+                    for id in ids {
+                        if let Some(rows) = by_value.get_mut(*id as usize) {
+                            rows.push(*row);
+                        }
+                    }
+                }
+                for (id, rows) in by_value.iter().enumerate() {
+                    if !rows.is_empty() {
+                        add_rows(Arc::make_mut(&mut bitmaps[id]), rows);
+                    }
+                }
+                let present = rows_where(&|c| !matches!(c, Cell::Null));
+                add_rows(Arc::make_mut(exists), &present);
+            }
+            ColumnIndex::Int(bsi) => {
+                let values: Vec<(u32, i64)> = cells
+                    .iter()
+                    .filter_map(|(r, c)| match c {
+                        Cell::Int(v) => Some((*r, *v)),
+                        _ => None,
+                    })
+                    .collect();
+                bsi.append(&values);
+            }
+            ColumnIndex::Float { exists } => {
+                add_rows(
+                    Arc::make_mut(exists),
+                    &rows_where(&|c| matches!(c, Cell::Float(_))),
+                );
+            }
+            ColumnIndex::Bool { exists, trues } => {
+                add_rows(
+                    Arc::make_mut(exists),
+                    &rows_where(&|c| matches!(c, Cell::Bool(_))),
+                );
+                add_rows(
+                    Arc::make_mut(trues),
+                    &rows_where(&|c| matches!(c, Cell::Bool(true))),
+                );
+            }
         }
     }
 

@@ -13,7 +13,7 @@ use super::base::BasePart;
 use super::cell::{Cell, Overlay, OverlayEntry, RowImage};
 use super::column::ColumnIndex;
 use crate::storage::block::{encode_block, BlockValues, SetBlockBuilder, BLOCK_ROWS, NULL_ID};
-use crate::storage::bsi::Bsi;
+use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::codec::ByteWriter;
 use crate::storage::dictionary::Dictionary;
 use crate::storage::error::{Result, StorageError};
@@ -151,6 +151,33 @@ impl ShardState {
                 image: Some(new),
             },
         );
+    }
+
+    /// Makes `images` the images of rows that did not exist (increasing),
+    /// at `lsn`: [`ShardState::put`] for each, with the indexes updated in
+    /// one pass per column.
+    pub fn put_new(&mut self, images: &[(u32, Arc<RowImage>)], lsn: u64) {
+        let Some(&(last, _)) = images.last() else {
+            return;
+        };
+        let mut cells = Vec::with_capacity(images.len());
+        for (c, index) in self.columns.iter_mut().enumerate() {
+            cells.clear();
+            cells.extend(images.iter().map(|(row, img)| (*row, &img.cells[c])));
+            index.append_rows(&cells);
+        }
+        let rows: Vec<u32> = images.iter().map(|(row, _)| *row).collect();
+        add_rows(Arc::make_mut(&mut self.live), &rows);
+        self.len = self.len.max(local_of(last) + 1);
+        for (row, img) in images {
+            self.overlay.set(
+                local_of(*row),
+                OverlayEntry {
+                    lsn,
+                    image: Some(img.clone()),
+                },
+            );
+        }
     }
 
     /// Deletes `row`, whose image was `old`, at `lsn`.

@@ -17,7 +17,8 @@ use super::shard::{shard_of, ShardState};
 use super::table::TableState;
 use super::value::Change;
 use crate::storage::columnar::{parse_rows, ColumnView};
-use std::collections::{BTreeMap, HashMap};
+use crate::storage::hash::FastMap;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// What an applied write did.
@@ -106,7 +107,7 @@ struct Before {
     /// The row each id was given, if any (it may have been deleted since).
     rows: Vec<Option<u32>>,
     /// Current images of those rows (`None`: deleted), updated as the write goes.
-    images: HashMap<u32, Option<Arc<RowImage>>>,
+    images: FastMap<u32, Option<Arc<RowImage>>>,
 }
 
 /// Phase 1 of a write, fallible and changing nothing: checks room for up to
@@ -120,7 +121,7 @@ fn read_before<'a>(
         return Err(Error::TableFull(table.schema.name.clone()));
     }
     let mut rows = Vec::new();
-    let mut images: HashMap<u32, Option<Arc<RowImage>>> = HashMap::new();
+    let mut images: FastMap<u32, Option<Arc<RowImage>>> = FastMap::default();
     for id in ids {
         let row = table.keys.lookup(id);
         if let Some(row) = row {
@@ -263,17 +264,48 @@ fn apply_rows(
         return Err(Error::Internal("rows record without ids".into()));
     };
     let mut before = read_before(table, ids.iter().flatten().copied(), view.rows as u64)?;
-    // Phase 2 cannot fail.
+    // Phase 2 cannot fail. Profiles new to the table get the next row ids,
+    // so runs of them are indexed together (`put_new`); any other row first
+    // flushes the run, so every row sees the indexes as of the rows before it.
+    let mut fresh: Vec<(u32, Arc<RowImage>)> = Vec::new();
+    let flush = |table: &mut TableState, fresh: &mut Vec<(u32, Arc<RowImage>)>| {
+        if let Some(&(row, _)) = fresh.first() {
+            table.shard_mut(row).put_new(fresh, lsn);
+            fresh.clear();
+        }
+    };
     for (i, id) in ids.iter().flatten().enumerate() {
+        let known = before.rows[i].or_else(|| table.keys.lookup_recent(id));
         let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
             for (k, p) in positions.iter().enumerate() {
                 let c = *p as usize;
                 cells[c] = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
             }
         };
-        let known = before.rows[i];
-        upsert_row(table, &mut before, lsn, id, known, false, fill);
+        if known.is_some() {
+            flush(table, &mut fresh);
+            upsert_row(table, &mut before, lsn, id, known, false, fill);
+            continue;
+        }
+        let row = table.next_row;
+        table.next_row += 1;
+        table.keys.insert(id, row);
+        if fresh
+            .first()
+            .is_some_and(|(r, _)| shard_of(*r) != shard_of(row))
+        {
+            flush(table, &mut fresh);
+        }
+        let mut cells = vec![Cell::Null; table.types.len()];
+        fill(table.shard_mut(row), &mut cells);
+        let image = Arc::new(RowImage {
+            key: (*id).into(),
+            cells: cells.into_boxed_slice(),
+        });
+        before.images.insert(row, Some(image.clone()));
+        fresh.push((row, image));
     }
+    flush(table, &mut fresh);
     Ok(WriteSummary {
         upserted: view.rows as u64,
         ..WriteSummary::default()

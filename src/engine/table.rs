@@ -14,10 +14,10 @@
 
 use super::base::BasePart;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
+use crate::storage::hash::FastMap;
 use crate::storage::keys::key_hash;
 use crate::storage::schema::{ColumnType, TableSchema};
 use parking_lot::RwLock;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 #[derive(Debug, Default)]
@@ -25,11 +25,11 @@ pub struct KeyIndex {
     /// Base part of each shard at this generation, by shard number.
     parts: Vec<Option<Arc<BasePart>>>,
     /// Ids given a row since those parts were written.
-    recent: RwLock<HashMap<Box<str>, u32>>,
+    recent: RwLock<FastMap<Box<str>, u32>>,
 }
 
 impl KeyIndex {
-    pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: HashMap<Box<str>, u32>) -> Self {
+    pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: FastMap<Box<str>, u32>) -> Self {
         KeyIndex {
             parts,
             recent: RwLock::new(recent),
@@ -57,9 +57,15 @@ impl KeyIndex {
         self.recent.write().insert(key.into(), row);
     }
 
-    /// A copy of the recent ids, for building the next generation's index.
-    pub fn recent_entries(&self) -> HashMap<Box<str>, u32> {
-        self.recent.read().clone()
+    /// A copy of the recent ids that `keep`, for building the next
+    /// generation's index (only the kept keys are copied).
+    pub fn recent_where(&self, keep: impl Fn(&str, u32) -> bool) -> FastMap<Box<str>, u32> {
+        self.recent
+            .read()
+            .iter()
+            .filter(|(key, row)| keep(key, **row))
+            .map(|(key, row)| (key.clone(), *row))
+            .collect()
     }
 }
 

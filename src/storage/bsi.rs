@@ -121,6 +121,49 @@ impl Bsi {
         Arc::make_mut(&mut self.exists).insert(row);
     }
 
+    /// Adds values for rows that hold none, in increasing row order: in one
+    /// pass per slice when the rows lie above every row with a value (the
+    /// bulk-load case), else one [`Bsi::set`] per row.
+    pub fn append(&mut self, rows: &[(u32, i64)]) {
+        let Some(min) = rows.iter().map(|r| r.1).min() else {
+            return;
+        };
+        let increasing = rows.windows(2).all(|w| w[0].0 < w[1].0);
+        if !increasing || self.exists.max().is_some_and(|m| m >= rows[0].0) {
+            rows.iter().for_each(|&(row, v)| self.set(row, v));
+            return;
+        }
+        if self.exists.is_empty() {
+            self.base = min;
+            self.slices.clear();
+        } else if min < self.base {
+            self.rebase(min);
+        }
+        let max = rows
+            .iter()
+            .map(|r| offset_of(r.1, self.base))
+            .max()
+            .unwrap_or(0);
+        while self.slices.len() < bits_needed(max) {
+            self.slices.push(Arc::new(RoaringBitmap::new()));
+        }
+        let mut bits = Vec::with_capacity(rows.len());
+        for (i, slice) in self.slices.iter_mut().enumerate() {
+            bits.clear();
+            bits.extend(
+                rows.iter()
+                    .filter(|r| offset_of(r.1, self.base) >> i & 1 == 1)
+                    .map(|r| r.0),
+            );
+            if !bits.is_empty() {
+                add_rows(Arc::make_mut(slice), &bits);
+            }
+        }
+        bits.clear();
+        bits.extend(rows.iter().map(|r| r.0));
+        add_rows(Arc::make_mut(&mut self.exists), &bits);
+    }
+
     /// Removes any value of `row`.
     pub fn clear(&mut self, row: u32) {
         if !self.exists.contains(row) {
@@ -313,6 +356,17 @@ impl Bsi {
             }
         }
         Some((self.base as i128 + u as i128) as i64)
+    }
+}
+
+/// Adds `rows` (increasing) to `bitmap`: one append when they all lie above
+/// its maximum (the bulk-load case: new rows get increasing ids), inserts
+/// otherwise.
+pub fn add_rows(bitmap: &mut RoaringBitmap, rows: &[u32]) {
+    if bitmap.append(rows.iter().copied()).is_err() {
+        for &row in rows {
+            bitmap.insert(row);
+        }
     }
 }
 

@@ -8,7 +8,7 @@
 
 use super::codec::{ByteReader, ByteWriter};
 use super::error::DecodeError;
-use std::collections::HashMap;
+use super::hash::FastMap;
 
 /// Marks a hole in the encoded dictionary.
 const HOLE: u32 = u32::MAX;
@@ -16,7 +16,7 @@ const HOLE: u32 = u32::MAX;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dictionary {
     values: Vec<Option<Box<str>>>,
-    index: HashMap<Box<str>, u32>,
+    index: FastMap<Box<str>, u32>,
 }
 
 impl Dictionary {
@@ -74,7 +74,7 @@ impl Dictionary {
         let n = r.count(4, "dictionary size")?;
         let mut dict = Dictionary {
             values: Vec::with_capacity(n),
-            index: HashMap::with_capacity(n),
+            index: FastMap::with_capacity_and_hasher(n, Default::default()),
         };
         for i in 0..n {
             let at = r.offset();

@@ -14,6 +14,7 @@ pub mod columnar;
 pub mod dictionary;
 pub mod error;
 pub mod fs;
+pub mod hash;
 pub mod keys;
 pub mod manifest;
 pub mod part;

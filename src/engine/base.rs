@@ -89,6 +89,21 @@ impl BasePart {
         self.keys.key_of(self.key_bytes(), local)
     }
 
+    /// Number of keys in the part.
+    pub fn key_count(&self) -> usize {
+        self.fingerprints().count()
+    }
+
+    /// The fingerprints of this part's keys (see [`KeyTableView::fingerprints`]).
+    pub fn fingerprints(&self) -> impl Iterator<Item = u32> + '_ {
+        self.keys.fingerprints(self.key_bytes())
+    }
+
+    /// True when row `local` has an id in this part.
+    pub fn has_key(&self, local: u32) -> bool {
+        self.keys.key_bytes(self.key_bytes(), local).is_some()
+    }
+
     /// The local row of external id `key`, if it was live when written.
     pub fn find(&self, key: &str, hash: u64) -> Option<u32> {
         self.keys.find(self.key_bytes(), key, hash)

@@ -173,20 +173,21 @@ impl Inner {
                         None => s.base.clone(),
                     })
                     .collect();
-                // Keep the ids the new parts do not hold at their row (a
-                // row's key in its part is one offset read away; no probe).
-                let recent = table.keys.recent_where(|key, row| {
+                // Keep the ids the new parts do not hold. A row id is only
+                // ever given to one id, so a part that has a key at the row
+                // has this one: an offset read, no key comparison.
+                let next = table.keys.next(parts, |_, row| {
                     let Some(part) = new_by_shard.get(&shard_of(row)) else {
                         return true;
                     };
-                    let in_part = part.key(local_of(row)) == Some(key);
+                    let in_part = part.has_key(local_of(row));
                     let live = table
                         .shards
                         .get(shard_of(row) as usize)
                         .is_some_and(|s| s.live.contains(row));
                     !in_part && live
                 });
-                indexes.insert(table.id, Arc::new(KeyIndex::new(parts, recent)));
+                indexes.insert(table.id, Arc::new(next));
             }
         }
         let mut state = self.state.write();

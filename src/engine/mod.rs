@@ -18,6 +18,7 @@ mod checkpoint;
 mod column;
 mod commit;
 mod error;
+mod keyfilter;
 mod options;
 mod record;
 mod recovery;

@@ -2,7 +2,9 @@
 //! key index from external id to row id.
 //!
 //! Key index: ids of rows checkpointed are found in place in the shards'
-//! part files (a hash probe per part); ids added since sit in `recent`. The
+//! part files (a hash probe per part, skipped when the [`KeyFilter`] of the
+//! parts' fingerprints says no part holds the id); ids added since sit in
+//! `recent`. The
 //! index is shared by all snapshots of one checkpoint generation and replaced
 //! (not mutated) when a checkpoint installs new parts, so an older snapshot
 //! keeps the index it was taken with.
@@ -13,6 +15,7 @@
 //! last checkpoint, so that re-inserting an id reuses its row).
 
 use super::base::BasePart;
+use super::keyfilter::KeyFilter;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
 use crate::storage::hash::FastMap;
 use crate::storage::keys::key_hash;
@@ -24,14 +27,50 @@ use std::sync::Arc;
 pub struct KeyIndex {
     /// Base part of each shard at this generation, by shard number.
     parts: Vec<Option<Arc<BasePart>>>,
+    /// Holds the fingerprint of every key in `parts`.
+    filter: KeyFilter,
     /// Ids given a row since those parts were written.
     recent: RwLock<FastMap<Box<str>, u32>>,
 }
 
 impl KeyIndex {
+    /// The index of a table whose shards' parts are `parts`.
     pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: FastMap<Box<str>, u32>) -> Self {
+        let filter = filter_of(parts.iter().flatten());
         KeyIndex {
             parts,
+            filter,
+            recent: RwLock::new(recent),
+        }
+    }
+
+    /// The next generation's index, after a checkpoint wrote new parts for
+    /// some shards (in `parts`): the recent ids that `stay_recent` stay in
+    /// `recent`; the others are now in the parts and join the filter.
+    pub fn next(
+        &self,
+        parts: Vec<Option<Arc<BasePart>>>,
+        stay_recent: impl Fn(&str, u32) -> bool,
+    ) -> Self {
+        let mut recent = FastMap::default();
+        let mut moved = Vec::new();
+        for (key, row) in self.recent.read().iter() {
+            if stay_recent(key, *row) {
+                recent.insert(key.clone(), *row);
+            } else {
+                moved.push((key_hash(key) >> 32) as u32);
+            }
+        }
+        let filter = if self.filter.inserted() + moved.len() <= self.filter.capacity() {
+            let mut filter = self.filter.clone();
+            moved.iter().for_each(|f| filter.insert(*f));
+            filter
+        } else {
+            filter_of(parts.iter().flatten())
+        };
+        KeyIndex {
+            parts,
+            filter,
             recent: RwLock::new(recent),
         }
     }
@@ -42,6 +81,9 @@ impl KeyIndex {
             return Some(*row);
         }
         let hash = key_hash(key);
+        if !self.filter.may_contain((hash >> 32) as u32) {
+            return None;
+        }
         self.parts.iter().enumerate().find_map(|(shard, part)| {
             let local = part.as_ref()?.find(key, hash)?;
             Some(((shard as u32) << SHARD_BITS) | local)
@@ -56,17 +98,17 @@ impl KeyIndex {
     pub fn insert(&self, key: &str, row: u32) {
         self.recent.write().insert(key.into(), row);
     }
+}
 
-    /// A copy of the recent ids that `keep`, for building the next
-    /// generation's index (only the kept keys are copied).
-    pub fn recent_where(&self, keep: impl Fn(&str, u32) -> bool) -> FastMap<Box<str>, u32> {
-        self.recent
-            .read()
-            .iter()
-            .filter(|(key, row)| keep(key, **row))
-            .map(|(key, row)| (key.clone(), *row))
-            .collect()
+/// A filter of the keys of `parts`, with room for twice as many (and at
+/// least 2^20: 1.25 MiB).
+fn filter_of<'a>(parts: impl Iterator<Item = &'a Arc<BasePart>> + Clone) -> KeyFilter {
+    let keys: usize = parts.clone().map(|p| p.key_count()).sum();
+    let mut filter = KeyFilter::with_capacity((keys * 2).max(1 << 20));
+    for part in parts {
+        part.fingerprints().for_each(|f| filter.insert(f));
     }
+    filter
 }
 
 #[derive(Debug, Clone)]

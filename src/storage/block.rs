@@ -19,7 +19,7 @@ pub const NULL_ID: u32 = u32::MAX;
 const CODEC_RAW: u8 = 0;
 const CODEC_ZSTD: u8 = 1;
 /// zstd level used for blocks: fast to write at checkpoint, still compact.
-const ZSTD_LEVEL: i32 = 3;
+const ZSTD_LEVEL: i32 = 1;
 /// Largest decoded SET block accepted.
 const MAX_SET_BLOCK_BYTES: usize = 1 << 30;
 

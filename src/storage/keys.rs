@@ -126,7 +126,7 @@ impl KeyTableView {
         }
         for i in 0..capacity as usize {
             let row = read_u32(bytes, slots_at + i * 8 + 4);
-            if row != EMPTY && (row >= row_len || view.key_of(bytes, row).is_none()) {
+            if row != EMPTY && (row >= row_len || view.key_bytes(bytes, row).is_none()) {
                 return Err(DecodeError::new(
                     base + (slots_at + i * 8) as u64,
                     format!("hash slot {i} names row {row}, which has no key"),
@@ -142,16 +142,30 @@ impl KeyTableView {
 
     /// The id of `row`, if the row had one when the part was written.
     pub fn key_of<'a>(&self, bytes: &'a [u8], row: u32) -> Option<&'a str> {
+        // Validated by `parse`: in bounds, on character boundaries of valid UTF-8.
+        std::str::from_utf8(self.key_bytes(bytes, row)?).ok()
+    }
+
+    /// The bytes of `row`'s id (comparing them needs no UTF-8 check).
+    pub fn key_bytes<'a>(&self, bytes: &'a [u8], row: u32) -> Option<&'a [u8]> {
         if row >= self.row_len {
             return None;
         }
         let start = read_u32(bytes, self.offsets_at + row as usize * 4) as usize;
         let end = read_u32(bytes, self.offsets_at + row as usize * 4 + 4) as usize;
-        if start == end {
+        if start >= end {
             return None;
         }
-        // Validated by `parse`: in bounds, on character boundaries of valid UTF-8.
-        std::str::from_utf8(&bytes[self.keys_at + start..self.keys_at + end]).ok()
+        bytes.get(self.keys_at + start..self.keys_at + end)
+    }
+
+    /// The fingerprints (high 32 bits of [`key_hash`]) of every key in the table.
+    pub fn fingerprints<'a>(&self, bytes: &'a [u8]) -> impl Iterator<Item = u32> + 'a {
+        let slots_at = self.slots_at;
+        (0..self.capacity as usize).filter_map(move |i| {
+            let at = slots_at + i * 8;
+            (read_u32(bytes, at + 4) != EMPTY).then(|| read_u32(bytes, at))
+        })
     }
 
     /// The local row holding `key`, if any.
@@ -165,7 +179,9 @@ impl KeyTableView {
             if row == EMPTY {
                 return None;
             }
-            if read_u32(bytes, at) == fingerprint && self.key_of(bytes, row) == Some(key) {
+            if read_u32(bytes, at) == fingerprint
+                && self.key_bytes(bytes, row) == Some(key.as_bytes())
+            {
                 return Some(row);
             }
             i = (i + 1) & mask;

@@ -41,21 +41,21 @@ pub fn per_shard<T: Send>(
     }
     let next = AtomicUsize::new(0);
     let mut slots: Vec<Option<QueryResult<T>>> = (0..shards.len()).map(|_| None).collect();
+    let drain = || {
+        let mut mine = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(shard) = shards.get(i) else { break };
+            mine.push((i, work(shard)));
+        }
+        mine
+    };
+    // The calling thread works too: one thread fewer to start per query.
     let results = crossbeam::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|_| {
-                scope.spawn(|_| {
-                    let mut mine = Vec::new();
-                    loop {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        let Some(shard) = shards.get(i) else { break };
-                        mine.push((i, work(shard)));
-                    }
-                    mine
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join()).collect::<Vec<_>>()
+        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(|_| drain())).collect();
+        let mut all = vec![Ok(drain())];
+        all.extend(handles.into_iter().map(|h| h.join()));
+        all
     })
     .map_err(|_| QueryError::Limit("a query worker thread failed".into()))?;
     for r in results {
@@ -152,9 +152,15 @@ pub fn eval<'a>(
         }
         Resolved::And(parts) => eval_and(parts, shard, within)?,
         Resolved::Or(parts) => {
+            // Within a (usually small) set, intersect each part with it
+            // before the union: a direct value bitmap is returned whole.
             let mut acc = RoaringBitmap::new();
             for p in parts {
-                acc |= eval(p, shard, within)?.as_ref();
+                let bits = eval(p, shard, within)?;
+                match within {
+                    Some(w) => acc |= bits.as_ref() & w,
+                    None => acc |= bits.as_ref(),
+                }
             }
             Cow::Owned(acc)
         }

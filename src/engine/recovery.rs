@@ -83,13 +83,24 @@ pub(crate) fn load_state(dir: &Path, manifest: &Manifest) -> Result<DbState> {
                 )
                 .into());
             }
-            let base = Arc::new(BasePart::open(
-                &dir.join(&part.file),
-                entry.id,
-                part.shard,
-                &table.types,
-            )?);
-            let shard = ShardState::load(base.clone(), &table.types)?;
+        }
+        let types = table.types.clone();
+        let panicked = || Error::Internal("a part loading thread panicked".into());
+        let loaded = crate::parallel::map(
+            &entry.parts,
+            |part| {
+                let base = Arc::new(BasePart::open(
+                    &dir.join(&part.file),
+                    entry.id,
+                    part.shard,
+                    &types,
+                )?);
+                let shard = ShardState::load(base.clone(), &types)?;
+                Ok((base, shard))
+            },
+            panicked,
+        )?;
+        for (part, (base, shard)) in entry.parts.iter().zip(loaded) {
             let n = part.shard as usize;
             while table.shards.len() <= n {
                 let number = table.shards.len() as u32;

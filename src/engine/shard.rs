@@ -213,7 +213,7 @@ impl ShardState {
             ));
         }
         for row in live.iter() {
-            if base.key(row - first).is_none() {
+            if !base.has_key(row - first) {
                 return Err(StorageError::corrupted(
                     &path,
                     0,

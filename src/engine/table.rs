@@ -21,14 +21,16 @@ use crate::storage::hash::FastMap;
 use crate::storage::keys::key_hash;
 use crate::storage::schema::{ColumnType, TableSchema};
 use parking_lot::RwLock;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Default)]
 pub struct KeyIndex {
     /// Base part of each shard at this generation, by shard number.
     parts: Vec<Option<Arc<BasePart>>>,
-    /// Holds the fingerprint of every key in `parts`.
-    filter: KeyFilter,
+    /// Holds the fingerprint of every key in `parts`, once built: built on
+    /// a background thread when the index is made from parts alone (start-up
+    /// answers queries before it is ready; lookups probe every part until).
+    filter: Arc<OnceLock<KeyFilter>>,
     /// Ids given a row since those parts were written.
     recent: RwLock<FastMap<Box<str>, u32>>,
 }
@@ -36,10 +38,9 @@ pub struct KeyIndex {
 impl KeyIndex {
     /// The index of a table whose shards' parts are `parts`.
     pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: FastMap<Box<str>, u32>) -> Self {
-        let filter = filter_of(parts.iter().flatten());
         KeyIndex {
+            filter: filter_in_background(&parts),
             parts,
-            filter,
             recent: RwLock::new(recent),
         }
     }
@@ -61,12 +62,13 @@ impl KeyIndex {
                 moved.push((key_hash(key) >> 32) as u32);
             }
         }
-        let filter = if self.filter.inserted() + moved.len() <= self.filter.capacity() {
-            let mut filter = self.filter.clone();
-            moved.iter().for_each(|f| filter.insert(*f));
-            filter
-        } else {
-            filter_of(parts.iter().flatten())
+        let filter = match self.filter.get() {
+            Some(old) if old.inserted() + moved.len() <= old.capacity() => {
+                let mut filter = old.clone();
+                moved.iter().for_each(|f| filter.insert(*f));
+                Arc::new(OnceLock::from(filter))
+            }
+            _ => filter_in_background(&parts),
         };
         KeyIndex {
             parts,
@@ -81,8 +83,10 @@ impl KeyIndex {
             return Some(*row);
         }
         let hash = key_hash(key);
-        if !self.filter.may_contain((hash >> 32) as u32) {
-            return None;
+        if let Some(filter) = self.filter.get() {
+            if !filter.may_contain((hash >> 32) as u32) {
+                return None;
+            }
         }
         self.parts.iter().enumerate().find_map(|(shard, part)| {
             let local = part.as_ref()?.find(key, hash)?;
@@ -98,6 +102,27 @@ impl KeyIndex {
     pub fn insert(&self, key: &str, row: u32) {
         self.recent.write().insert(key.into(), row);
     }
+}
+
+/// A filter of the keys of `parts`, filled in on a background thread (or
+/// at once, when no thread can be started).
+fn filter_in_background(parts: &[Option<Arc<BasePart>>]) -> Arc<OnceLock<KeyFilter>> {
+    let cell = Arc::new(OnceLock::new());
+    let parts: Vec<Arc<BasePart>> = parts.iter().flatten().cloned().collect();
+    if parts.is_empty() {
+        let _ = cell.set(KeyFilter::with_capacity(1 << 20));
+        return cell;
+    }
+    let (fill, fill_parts) = (cell.clone(), parts.clone());
+    let started = std::thread::Builder::new()
+        .name("cohortdb-key-filter".into())
+        .spawn(move || {
+            let _ = fill.set(filter_of(fill_parts.iter()));
+        });
+    if started.is_err() {
+        let _ = cell.set(filter_of(parts.iter()));
+    }
+    cell
 }
 
 /// A filter of the keys of `parts`, with room for twice as many (and at

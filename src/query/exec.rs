@@ -22,7 +22,6 @@ use crate::storage::bsi::Comparison;
 use crate::storage::schema::ColumnType;
 use roaring::RoaringBitmap;
 use std::borrow::Cow;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 type Bits<'a> = Cow<'a, RoaringBitmap>;
 
@@ -33,41 +32,9 @@ pub fn per_shard<T: Send>(
     work: impl Fn(&ShardSnapshot) -> QueryResult<T> + Sync,
 ) -> QueryResult<Vec<T>> {
     let shards: Vec<ShardSnapshot> = table.shards().collect();
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(shards.len());
-    if threads <= 1 {
-        return shards.iter().map(&work).collect();
-    }
-    let next = AtomicUsize::new(0);
-    let mut slots: Vec<Option<QueryResult<T>>> = (0..shards.len()).map(|_| None).collect();
-    let drain = || {
-        let mut mine = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(shard) = shards.get(i) else { break };
-            mine.push((i, work(shard)));
-        }
-        mine
-    };
-    // The calling thread works too: one thread fewer to start per query.
-    let results = crossbeam::thread::scope(|scope| {
-        let handles: Vec<_> = (1..threads).map(|_| scope.spawn(|_| drain())).collect();
-        let mut all = vec![Ok(drain())];
-        all.extend(handles.into_iter().map(|h| h.join()));
-        all
+    crate::parallel::map(&shards, work, || {
+        QueryError::Limit("a query worker thread failed".into())
     })
-    .map_err(|_| QueryError::Limit("a query worker thread failed".into()))?;
-    for r in results {
-        let r = r.map_err(|_| QueryError::Limit("a query worker thread failed".into()))?;
-        for (i, v) in r {
-            slots[i] = Some(v);
-        }
-    }
-    slots
-        .into_iter()
-        .map(|s| s.unwrap_or_else(|| Err(QueryError::Limit("a shard was not evaluated".into()))))
-        .collect()
 }
 
 /// Replaces key predicates by the rows they name (looked up once per query).

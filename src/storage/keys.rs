@@ -8,7 +8,8 @@
 //! Invariants (checked by [`KeyTableView::parse`]): the offsets are
 //! non-decreasing and end inside the key bytes, on character boundaries of
 //! the UTF-8 key bytes; the slot count is a power of two; every occupied slot
-//! names a row below `row_len` whose key is non-empty.
+//! names a row below `row_len` (the writer only fills slots for rows with a
+//! key; a slot naming a keyless row reads as a miss).
 
 use super::codec::{ByteReader, ByteWriter};
 use super::error::DecodeError;
@@ -126,10 +127,13 @@ impl KeyTableView {
         }
         for i in 0..capacity as usize {
             let row = read_u32(bytes, slots_at + i * 8 + 4);
-            if row != EMPTY && (row >= row_len || view.key_bytes(bytes, row).is_none()) {
+            // A slot naming a row without a key is caught at lookup (no
+            // key to compare: a miss), so opening reads the slots in order
+            // and never jumps into the offsets.
+            if row != EMPTY && row >= row_len {
                 return Err(DecodeError::new(
                     base + (slots_at + i * 8) as u64,
-                    format!("hash slot {i} names row {row}, which has no key"),
+                    format!("hash slot {i} names row {row}, beyond the {row_len} rows"),
                 ));
             }
         }

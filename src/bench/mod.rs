@@ -1,0 +1,2 @@
+//! `cohortdb bench`: placeholder.
+pub mod rng;

@@ -1,2 +1,4 @@
 //! `cohortdb bench`: placeholder.
+pub mod audience;
 pub mod rng;
+pub mod stream;

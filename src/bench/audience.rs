@@ -268,7 +268,7 @@ impl Block {
         (0..self.len()).map(|i| self.profile(i))
     }
 
-    /// Keeps the first `m` rows.
+    /// Keeps the first `m` rows (and frees the rest).
     pub fn truncate(&mut self, m: usize) {
         if m >= self.len() {
             return;
@@ -281,6 +281,14 @@ impl Block {
         self.last_seen.truncate(m);
         self.ltv_cents.truncate(m);
         self.consent.truncate(m);
+        for v in [&mut self.country, &mut self.gender, &mut self.age] {
+            v.shrink_to_fit();
+        }
+        self.tag_off.shrink_to_fit();
+        self.tags.shrink_to_fit();
+        self.last_seen.shrink_to_fit();
+        self.ltv_cents.shrink_to_fit();
+        self.consent.shrink_to_fit();
     }
 
     /// Block `b` of the audience of `seed`, all [`BLOCK`] rows.

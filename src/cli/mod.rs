@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand returns a process exit code; errors are
 //! printed as one clear line on stderr, never as a panic.
 
+mod bench;
 mod check;
 mod import;
 mod serve;
@@ -29,6 +30,8 @@ pub enum Command {
     Shell(shell::ShellArgs),
     /// Load a CSV or NDJSON file into a table through the server.
     Import(import::ImportArgs),
+    /// Generate the standard audience, load it through a server, time Q1-Q8 and check the answers.
+    Bench(bench::BenchArgs),
     /// Verify every file of a data directory without changing it.
     Check {
         /// The data directory to verify.
@@ -44,6 +47,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Shell(args) => shell::run(args),
         Command::Import(args) => import::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Check { data_dir } => check::run(&data_dir),
     }
 }

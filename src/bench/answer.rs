@@ -61,7 +61,9 @@ impl Answer {
     pub fn to_json(&self) -> Json {
         match self {
             Answer::Count(n) => json!(n),
-            Answer::Keyed(v) => Json::Object(v.iter().map(|(k, n)| (k.clone(), json!(n))).collect()),
+            Answer::Keyed(v) => {
+                Json::Object(v.iter().map(|(k, n)| (k.clone(), json!(n))).collect())
+            }
             Answer::Ids { count, sha1 } => json!({ "count": count, "sha1": sha1 }),
             Answer::Ranked(v) => Json::Array(v.iter().map(|(k, n)| json!([k, n])).collect()),
         }
@@ -75,9 +77,8 @@ impl Answer {
                 let mut keys: Vec<&String> = e.iter().chain(g.iter()).map(|(k, _)| k).collect();
                 keys.sort();
                 keys.dedup();
-                let find = |v: &[(String, u64)], k: &str| {
-                    v.iter().find(|(x, _)| x == k).map(|(_, n)| *n)
-                };
+                let find =
+                    |v: &[(String, u64)], k: &str| v.iter().find(|(x, _)| x == k).map(|(_, n)| *n);
                 for k in keys {
                     let (x, y) = (find(e, k), find(g, k));
                     if x != y {

@@ -297,7 +297,9 @@ impl Block {
         let cdfs = cdfs();
         let mut rng = Pcg64::seeded(&[seed, b]);
         let r = &mut rng;
-        let country = (0..m).map(|_| cdfs.country.draw(r.next_f64()) as u8).collect();
+        let country = (0..m)
+            .map(|_| cdfs.country.draw(r.next_f64()) as u8)
+            .collect();
         let gender = (0..m)
             .map(|_| cdfs.gender.draw(r.next_f64()).min(GENDERS.len() - 1) as u8)
             .collect();
@@ -395,7 +397,9 @@ mod tests {
     fn fingerprint(c: &[f64]) -> (u64, u64) {
         let bits = c.iter().map(|x| x.to_bits());
         let xor = bits.clone().fold(0, |a, b| a ^ b);
-        let sum = bits.fold(0u64, |a, b| a.wrapping_add(b.wrapping_mul(0x9E37_79B9_7F4A_7C15)));
+        let sum = bits.fold(0u64, |a, b| {
+            a.wrapping_add(b.wrapping_mul(0x9E37_79B9_7F4A_7C15))
+        });
         (xor, sum)
     }
 

@@ -197,7 +197,9 @@ fn parse_cents(s: &str) -> Option<i64> {
         return None;
     }
     let whole: i64 = whole.parse().ok()?;
-    whole.checked_mul(100)?.checked_add(frac.parse::<i64>().ok()?)
+    whole
+        .checked_mul(100)?
+        .checked_add(frac.parse::<i64>().ok()?)
 }
 
 #[cfg(test)]

@@ -54,10 +54,8 @@ impl DataDir {
         let nanos = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| d.as_nanos());
-        let path = std::env::temp_dir().join(format!(
-            "cohortdb-bench-{}-{nanos}",
-            std::process::id()
-        ));
+        let path =
+            std::env::temp_dir().join(format!("cohortdb-bench-{}-{nanos}", std::process::id()));
         std::fs::create_dir(&path).map_err(|e| EmbeddedError::CreateDir(path.clone(), e))?;
         Ok(DataDir {
             path,

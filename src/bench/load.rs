@@ -150,8 +150,7 @@ impl<'c> Loader<'c> {
             self.row.clear();
             write_row(&mut self.row, &p);
             let separator = usize::from(self.pending > 0);
-            if self.pending > 0
-                && self.text.len() + separator + self.row.len() > self.limits.bytes
+            if self.pending > 0 && self.text.len() + separator + self.row.len() > self.limits.bytes
             {
                 self.flush()?;
             }
@@ -186,17 +185,14 @@ impl<'c> Loader<'c> {
         let (first, last, sent) = (self.first, self.last, self.pending);
         // Every byte written came from ASCII literals and UTF-8 names.
         let text = String::from_utf8_lossy(&self.text);
-        let results = self
-            .client
-            .execute(&text)
-            .map_err(|source| match source {
-                ClientError::Server { .. } => LoadError::Refused {
-                    first,
-                    last,
-                    source,
-                },
-                other => LoadError::Client(other),
-            })?;
+        let results = self.client.execute(&text).map_err(|source| match source {
+            ClientError::Server { .. } => LoadError::Refused {
+                first,
+                last,
+                source,
+            },
+            other => LoadError::Client(other),
+        })?;
         let got: u64 = results.iter().map(|r| r.affected).sum();
         if got != sent {
             return Err(LoadError::Miscounted {

@@ -31,11 +31,17 @@ pub fn summary(ms: &[f64]) -> Option<(f64, f64, f64)> {
 }
 
 fn per_profile(bytes: Option<u64>, profiles: u64) -> Option<f64> {
-    bytes.filter(|_| profiles > 0).map(|b| b as f64 / profiles as f64)
+    bytes
+        .filter(|_| profiles > 0)
+        .map(|b| b as f64 / profiles as f64)
 }
 
 fn rss_growth(r: &BenchReport) -> Option<u64> {
-    Some(r.load.rss_after_bytes?.saturating_sub(r.load.rss_before_bytes?))
+    Some(
+        r.load
+            .rss_after_bytes?
+            .saturating_sub(r.load.rss_before_bytes?),
+    )
 }
 
 fn rate(r: &BenchReport) -> Option<f64> {
@@ -138,7 +144,10 @@ pub fn to_table(r: &BenchReport) -> String {
     };
     let server = if r.server == "embedded" {
         match &r.data_dir {
-            Some(d) => format!("embedded server, data dir {}, durability always", d.display()),
+            Some(d) => format!(
+                "embedded server, data dir {}, durability always",
+                d.display()
+            ),
             None => "embedded server, temporary data dir, durability always".to_string(),
         }
     } else {

@@ -134,9 +134,14 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         Target::Remote { .. } => (None, None),
     };
     let (addr, user, password) = match (&options.target, &embedded) {
-        (Target::Remote { addr, user, password }, _) => {
-            (addr.clone(), user.clone(), password.clone())
-        }
+        (
+            Target::Remote {
+                addr,
+                user,
+                password,
+            },
+            _,
+        ) => (addr.clone(), user.clone(), password.clone()),
         (_, Some(e)) => (e.addr().to_string(), String::new(), String::new()),
         (Target::Embedded { .. }, None) => {
             return Err(BenchError::Internal("no server".into()));
@@ -260,9 +265,7 @@ fn blocks(
         Source::Generated { seed, .. } => Box::new(
             BlockStream::new(profiles, *seed, threads)?.map(|b| b.map_err(BenchError::from)),
         ),
-        Source::Csv(path) => {
-            Box::new(CsvBlocks::open(path)?.map(|b| b.map_err(BenchError::from)))
-        }
+        Source::Csv(path) => Box::new(CsvBlocks::open(path)?.map(|b| b.map_err(BenchError::from))),
     })
 }
 

@@ -18,7 +18,13 @@ pub struct Sha1 {
 impl Default for Sha1 {
     fn default() -> Self {
         Sha1 {
-            h: [0x6745_2301, 0xEFCD_AB89, 0x98BA_DCFE, 0x1032_5476, 0xC3D2_E1F0],
+            h: [
+                0x6745_2301,
+                0xEFCD_AB89,
+                0x98BA_DCFE,
+                0x1032_5476,
+                0xC3D2_E1F0,
+            ],
             buf: [0; 64],
             buf_len: 0,
             total: 0,

@@ -33,7 +33,9 @@ fn hashmix(value: u32, hash_const: &mut u32) -> u32 {
 
 /// numpy's `mix`: combines two hashed words.
 fn mix(x: u32, y: u32) -> u32 {
-    let r = MIX_MULT_L.wrapping_mul(x).wrapping_sub(MIX_MULT_R.wrapping_mul(y));
+    let r = MIX_MULT_L
+        .wrapping_mul(x)
+        .wrapping_sub(MIX_MULT_R.wrapping_mul(y));
     r ^ (r >> XSHIFT)
 }
 

@@ -364,7 +364,7 @@ fn bench_against_a_server_refuses_data_then_reuses_it_and_catches_wrong_answers(
     let q1 = expected["Q1"].as_u64().expect("Q1");
     assert!(
         stderr(&wrong).contains(&format!(
-            "Q1 failed: wrong answer (run 0): expected {q1}, got {}",
+            "Q1 failed at 3000 profiles: wrong answer (run 0): expected {q1}, got {}",
             q1 + 1
         )),
         "{}",
@@ -431,6 +431,43 @@ fn bench_keeps_a_named_data_dir_and_reuses_it() {
 }
 
 #[test]
+fn bench_scale_grows_the_table_and_plots() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let svg = dir.path().join("scale.svg");
+    let run = bench(
+        &[
+            "--scale",
+            "3000,1000",
+            "--runs",
+            "1",
+            "--format",
+            "json",
+            "--plot",
+        ],
+        Some(&svg),
+    );
+    assert!(run.status.success(), "{}", stderr(&run));
+    let report = json_of(&run);
+    assert_eq!(report["ok"], json!(true));
+    let stages = report["stages"].as_array().expect("stages");
+    assert_eq!(stages.len(), 2);
+    let all = block(3000, 42, 0).expect("generate");
+    for (stage, rows) in stages.iter().zip([1000usize, 3000]) {
+        assert_eq!(stage["profiles"], json!(rows));
+        assert_eq!(stage["load"]["profiles_loaded"], json!(rows.min(2000)));
+        check_queries(stage, &independent_answers(&[all.slice(0, rows)]), 1);
+    }
+    assert!(stages[0]["load"]["disk_bytes"]
+        .as_u64()
+        .is_some_and(|b| b > 0));
+    let svg = std::fs::read_to_string(&svg).expect("the plot");
+    assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
+    assert_eq!(svg.matches("<polyline").count(), 8);
+    let reuse = bench(&["--scale", "10,20", "--reuse"], None);
+    assert_eq!(reuse.status.code(), Some(2));
+}
+
+#[test]
 fn bench_help_and_usage_errors() {
     let help = bench(&["--help"], None);
     assert!(help.status.success());
@@ -451,6 +488,8 @@ fn bench_help_and_usage_errors() {
         "--batch-bytes",
         "--threads",
         "--emit-csv",
+        "--scale",
+        "--plot",
     ] {
         assert!(text.contains(flag), "--help lacks {flag}:\n{text}");
     }

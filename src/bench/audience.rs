@@ -291,6 +291,24 @@ impl Block {
         self.consent.shrink_to_fit();
     }
 
+    /// A copy of rows `lo..hi` (0-based within the block) as a block of its own.
+    pub fn slice(&self, lo: usize, hi: usize) -> Block {
+        let hi = hi.min(self.len());
+        let lo = lo.min(hi);
+        let (t0, t1) = (self.tag_off[lo], self.tag_off[hi]);
+        Block {
+            row0: self.row0 + lo as u64,
+            country: self.country[lo..hi].to_vec(),
+            gender: self.gender[lo..hi].to_vec(),
+            age: self.age[lo..hi].to_vec(),
+            tag_off: self.tag_off[lo..=hi].iter().map(|o| o - t0).collect(),
+            tags: self.tags[t0 as usize..t1 as usize].to_vec(),
+            last_seen: self.last_seen[lo..hi].to_vec(),
+            ltv_cents: self.ltv_cents[lo..hi].to_vec(),
+            consent: self.consent[lo..hi].to_vec(),
+        }
+    }
+
     /// Block `b` of the audience of `seed`, all [`BLOCK`] rows.
     pub fn generate(seed: u64, b: u64) -> Result<Block, GenerateError> {
         let m = BLOCK;

@@ -163,6 +163,11 @@ impl Embedded {
         }
     }
 
+    /// The bytes of every file under the data directory now.
+    pub fn disk_bytes(&self) -> Result<u64, EmbeddedError> {
+        dir_bytes(&self.dir).map_err(|e| EmbeddedError::Measure(self.dir.clone(), e))
+    }
+
     /// Stops the server, closes the database (checkpointing) and returns the
     /// bytes of every file under the data directory.
     pub fn stop(mut self) -> Result<u64, EmbeddedError> {

@@ -14,7 +14,8 @@
 //! - [`load`]: getting profiles into the server (the one module to change
 //!   for a faster ingest path); [`embedded`]: the in-process server;
 //! - [`run`]: one bench run; [`report`]: its table and JSON forms;
-//!   [`emit`]: the generated audience written as CSV.
+//!   [`plot`]: the SVG chart of a `--scale` run; [`emit`]: the generated
+//!   audience written as CSV.
 //!
 //! Invariant: a run whose answers are not all right reports failure (the
 //! CLI exits 1), whatever its timings.
@@ -26,6 +27,7 @@ pub mod embedded;
 pub mod emit;
 pub mod load;
 pub mod memory;
+pub mod plot;
 pub mod queries;
 pub mod report;
 pub mod rng;
@@ -58,6 +60,8 @@ pub enum BenchError {
     },
     #[error("cannot write {0}: {1}")]
     Write(std::path::PathBuf, std::io::Error),
+    #[error("{0}")]
+    Usage(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

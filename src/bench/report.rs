@@ -45,7 +45,7 @@ fn rss_growth(r: &BenchReport) -> Option<u64> {
 }
 
 fn rate(r: &BenchReport) -> Option<f64> {
-    (r.load.loaded && r.load.seconds > 0.0).then(|| r.profiles as f64 / r.load.seconds)
+    (r.load.loaded && r.load.seconds > 0.0).then(|| r.load.profiles_loaded as f64 / r.load.seconds)
 }
 
 /// The JSON object.
@@ -67,6 +67,7 @@ pub fn to_json(r: &BenchReport) -> Json {
         "data_dir": r.data_dir.as_ref().map(|d| d.display().to_string()),
         "load": {
             "loaded": r.load.loaded,
+            "profiles_loaded": r.load.profiles_loaded,
             "seconds": r.load.seconds,
             "profiles_per_second": rate(r),
             "statements": r.load.statements,
@@ -164,6 +165,16 @@ pub fn to_table(r: &BenchReport) -> String {
         let _ = writeln!(s, "  {k:<24} {v}");
     };
     if r.load.loaded {
+        if r.load.profiles_loaded != r.profiles {
+            row(
+                &mut s,
+                "profiles loaded",
+                format!(
+                    "{} (the rows after the previous size)",
+                    thousands(r.load.profiles_loaded)
+                ),
+            );
+        }
         row(&mut s, "seconds", format!("{:.2}", r.load.seconds));
         row(
             &mut s,
@@ -202,7 +213,7 @@ pub fn to_table(r: &BenchReport) -> String {
     row(&mut s, "resident memory", memory);
     let disk = match r.load.disk_bytes {
         Some(d) => format!(
-            "{:.1} B/profile ({} after the closing checkpoint)",
+            "{:.1} B/profile ({} after the checkpoint)",
             d as f64 / r.profiles.max(1) as f64,
             mib(d)
         ),
@@ -260,6 +271,55 @@ pub fn to_table(r: &BenchReport) -> String {
                 q.failure.as_deref().unwrap_or("")
             );
         }
+    }
+    s
+}
+
+/// The JSON of a run: the report itself for one size; for several sizes
+/// (`--scale`) `{"stages": [report, ...], "ok": all right}`.
+pub fn run_json(reports: &[BenchReport]) -> Json {
+    match reports {
+        [one] => to_json(one),
+        many => json!({
+            "stages": many.iter().map(to_json).collect::<Vec<_>>(),
+            "ok": many.iter().all(BenchReport::ok),
+        }),
+    }
+}
+
+/// The text of a run: each size's table, and for several sizes a summary
+/// of the median ms per query and size.
+pub fn run_table(reports: &[BenchReport]) -> String {
+    let mut s: String = reports.iter().map(to_table).collect::<Vec<_>>().join("\n");
+    if reports.len() > 1 {
+        let _ = writeln!(s);
+        let _ = write!(s, "median ms by size\n  {:<4}", "");
+        for r in reports {
+            let _ = write!(s, " {:>12}", thousands(r.profiles));
+        }
+        let _ = writeln!(s);
+        if let Some(first) = reports.first() {
+            for (i, q) in first.queries.iter().enumerate() {
+                let _ = write!(s, "  {:<4}", q.query.name());
+                for r in reports {
+                    let cell = r
+                        .queries
+                        .get(i)
+                        .and_then(|q| summary(&q.runs_ms))
+                        .map_or("-".to_string(), |(m, _, _)| ms(m));
+                    let _ = write!(s, " {cell:>12}");
+                }
+                let _ = writeln!(s);
+            }
+        }
+        let _ = write!(s, "  {:<4}", "load");
+        for r in reports {
+            let cell = rate(r).map_or("-".to_string(), |x| {
+                format!("{}/s", thousands(x.round() as u64))
+            });
+            let _ = write!(s, " {cell:>12}");
+        }
+        let _ = writeln!(s);
     }
     s
 }

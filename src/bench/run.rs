@@ -3,17 +3,22 @@
 //! expected answers and through the loader, then time Q1–Q8 and check every
 //! answer.
 //!
-//! Invariants: the expected answers see exactly the rows that were loaded
-//! (or, with `reuse`, the rows the table is said to hold); every query's
-//! warm-up and timed answers are all checked; the embedded server is stopped
-//! and a temporary data directory removed on every path out, errors
-//! included (their `Drop`s).
+//! With several stages (`--scale`), the table grows through them: the rows
+//! up to the first size are loaded and queried, then the rows up to the
+//! next, and so on; the first M rows of an audience are the M-row audience,
+//! so each stage is the audience of its size.
+//!
+//! Invariants: at every stage the expected answers have seen exactly the rows
+//! loaded so far (or, with `reuse`, the rows the table is said to hold);
+//! every query's warm-up and timed answers are all checked; the embedded
+//! server is stopped and a temporary data directory removed on every path
+//! out, errors included (their `Drop`s).
 
 use super::answer::{Answer, Expected};
 use super::audience::Block;
 use super::csv_input::{count_rows, CsvBlocks};
 use super::embedded::{DataDir, Embedded};
-use super::load::{prepare_table, LoadLimits, Loader, TableState};
+use super::load::{prepare_table, LoadLimits, LoadStats, Loader, TableState};
 use super::memory::resident;
 use super::queries::{Query, TABLE};
 use super::stream::BlockStream;
@@ -53,6 +58,8 @@ pub struct BenchOptions {
     pub target: Target,
     /// Timed runs per query (after one warm-up).
     pub runs: usize,
+    /// Sizes to stop at and query, ascending (empty: just the whole source).
+    pub stages: Vec<u64>,
     pub queries: Vec<Query>,
     /// Skip loading when the table already holds exactly the audience's count.
     pub reuse: bool,
@@ -68,6 +75,8 @@ pub struct BenchOptions {
 pub struct LoadReport {
     /// False when `--reuse` found the profiles already loaded.
     pub loaded: bool,
+    /// Profiles loaded in this stage (all of them for a single stage).
+    pub profiles_loaded: u64,
     pub seconds: f64,
     pub statements: u64,
     pub statement_bytes: u64,
@@ -78,7 +87,8 @@ pub struct LoadReport {
     pub rss_before_bytes: Option<u64>,
     pub rss_after_bytes: Option<u64>,
     pub rss_peak_bytes: Option<u64>,
-    /// Data directory size after the closing checkpoint (embedded only).
+    /// Data directory size after the checkpoint: the closing one for the
+    /// last stage (embedded only).
     pub disk_bytes: Option<u64>,
 }
 
@@ -116,14 +126,42 @@ impl BenchReport {
     }
 }
 
-/// Runs the bench.
-pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
-    let profiles = match &options.source {
+/// What a stage needs of the run.
+struct Session<'a> {
+    options: &'a BenchOptions,
+    embedded: Option<Embedded>,
+    client: Client,
+    load_needed: bool,
+    rss_before: Option<super::memory::Resident>,
+    server: String,
+    data_dir: Option<PathBuf>,
+}
+
+/// Runs the bench: one report per stage.
+pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
+    let available = match &options.source {
         Source::Generated { profiles, .. } => *profiles,
         Source::Csv(path) => count_rows(path)?,
     };
+    let mut stages = options.stages.clone();
+    stages.sort_unstable();
+    stages.dedup();
+    if stages.is_empty() {
+        stages.push(available);
+    }
+    let profiles = stages[stages.len() - 1];
+    if profiles > available {
+        return Err(BenchError::Usage(format!(
+            "cannot stop at {profiles} profiles: the source has {available}"
+        )));
+    }
+    if stages.len() > 1 && options.reuse {
+        return Err(BenchError::Usage(
+            "--reuse cannot be combined with several sizes: each size is loaded in turn".into(),
+        ));
+    }
     let rss_before = resident();
-    let (mut embedded, data_dir) = match &options.target {
+    let (embedded, data_dir) = match &options.target {
         Target::Embedded { data_dir } => {
             let dir = match data_dir {
                 Some(d) => DataDir::kept(d),
@@ -154,7 +192,7 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
         ..ConnectOptions::default()
     };
     let mut client = Client::connect(&addr, &connect)?;
-    let where_ = match &data_dir {
+    let place = match &data_dir {
         Some(d) if !d.is_temporary() => format!("in {}", d.path().display()),
         Some(_) => "in the temporary data directory".to_string(),
         None => format!("at {addr}"),
@@ -167,92 +205,174 @@ pub fn run(options: &BenchOptions) -> Result<BenchReport, BenchError> {
                 table: TABLE.into(),
                 rows: n,
                 profiles,
-                place: where_,
+                place,
             });
         }
     };
-
-    let mut expected = Expected::new();
-    let mut loader = load_needed.then(|| Loader::new(&mut client, options.limits));
-    let progress = options.progress && std::io::stderr().is_terminal();
-    let started = Instant::now();
-    let mut seen = 0u64;
-    for block in blocks(&options.source, profiles, options.threads)? {
-        let block = block?;
-        expected.add_block(&block);
-        if let Some(loader) = loader.as_mut() {
-            loader.send_block(&block)?;
-        }
-        seen += block.len() as u64;
-        if progress {
-            let secs = started.elapsed().as_secs_f64().max(1e-9);
-            eprint!(
-                "\rcohortdb bench: {} {seen}/{profiles} profiles ({:.0}/s)   ",
-                if load_needed { "loaded" } else { "generated" },
-                seen as f64 / secs
-            );
-        }
-    }
-    let stats = match loader {
-        Some(loader) => Some(loader.finish()?),
-        None => None,
-    };
-    let load_seconds = started.elapsed().as_secs_f64();
-    if progress {
-        eprintln!();
-    }
-    if seen != profiles {
-        return Err(BenchError::Internal(format!(
-            "the source gave {seen} profiles, {profiles} were expected"
-        )));
-    }
-    let checkpoint_seconds = match &embedded {
-        Some(e) if load_needed => {
-            let t = Instant::now();
-            e.checkpoint()?;
-            Some(t.elapsed().as_secs_f64())
-        }
-        _ => None,
-    };
-    let rss_after = embedded.as_ref().and(resident());
-
-    let mut reports = Vec::with_capacity(options.queries.len());
-    for &q in &options.queries {
-        reports.push(time_query(&mut client, q, expected.answer(q), options.runs));
-    }
-    let _ = client.close();
-
-    let disk_bytes = match embedded.take() {
-        Some(e) => Some(e.stop()?),
-        None => None,
-    };
-    let kept_dir = data_dir
-        .as_ref()
-        .filter(|d| !d.is_temporary())
-        .map(|d| d.path().to_path_buf());
-    drop(data_dir);
-    let stats = stats.unwrap_or_default();
-    Ok(BenchReport {
-        profiles,
-        source: options.source.clone(),
+    let mut session = Session {
+        options,
+        embedded,
+        client,
+        load_needed,
+        rss_before,
         server: match &options.target {
             Target::Remote { addr, .. } => addr.clone(),
             Target::Embedded { .. } => "embedded".into(),
         },
-        data_dir: kept_dir,
-        load: LoadReport {
-            loaded: load_needed,
-            seconds: load_seconds,
-            statements: stats.statements,
-            statement_bytes: stats.bytes,
-            checkpoint_seconds,
-            rss_before_bytes: rss_after.and(rss_before).map(|r| r.now),
-            rss_after_bytes: rss_after.map(|r| r.now),
-            rss_peak_bytes: rss_after.map(|r| r.peak),
-            disk_bytes,
-        },
-        queries: reports,
-    })
+        data_dir: data_dir
+            .as_ref()
+            .filter(|d| !d.is_temporary())
+            .map(|d| d.path().to_path_buf()),
+    };
+
+    let mut reports: Vec<BenchReport> = Vec::with_capacity(stages.len());
+    let mut expected = Expected::new();
+    let mut next_stage = 0;
+    let mut loader = session
+        .load_needed
+        .then(|| Loader::new(&mut session.client, options.limits));
+    let progress = options.progress && std::io::stderr().is_terminal();
+    let mut started = Instant::now();
+    let mut seen = 0u64;
+    let mut stage_start = 0u64;
+    let mut pending: Vec<Block> = Vec::new();
+    let mut source = blocks(&options.source, profiles, options.threads)?;
+    while next_stage < stages.len() {
+        let block = match pending.pop() {
+            Some(b) => b,
+            None => match source.next() {
+                Some(b) => b?,
+                None => break,
+            },
+        };
+        if seen == 0 {
+            // The clock starts when the first profiles are ready: the wait
+            // for the first generated block is not loading.
+            started = Instant::now();
+        }
+        let stop = stages[next_stage];
+        let take = usize::try_from(stop - seen)
+            .unwrap_or(usize::MAX)
+            .min(block.len());
+        let piece = if take < block.len() {
+            pending.push(block.slice(take, block.len()));
+            block.slice(0, take)
+        } else {
+            block
+        };
+        expected.add_block(&piece);
+        if let Some(loader) = loader.as_mut() {
+            loader.send_block(&piece)?;
+        }
+        seen += piece.len() as u64;
+        drop(piece);
+        if progress {
+            let secs = started.elapsed().as_secs_f64().max(1e-9);
+            eprint!(
+                "\rcohortdb bench: {} {seen}/{stop} profiles ({:.0}/s)   ",
+                if session.load_needed {
+                    "loaded"
+                } else {
+                    "generated"
+                },
+                (seen - stage_start) as f64 / secs
+            );
+        }
+        if seen < stop {
+            continue;
+        }
+        let stats = match loader.take() {
+            Some(loader) => loader.finish()?,
+            None => LoadStats::default(),
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        if progress {
+            eprintln!();
+        }
+        let last = next_stage + 1 == stages.len();
+        reports.push(session.stage(stop, seen - stage_start, stats, seconds, &expected, last)?);
+        next_stage += 1;
+        stage_start = seen;
+        started = Instant::now();
+        // After the last stage the loop ends and this loader goes unused.
+        loader = session
+            .load_needed
+            .then(|| Loader::new(&mut session.client, options.limits));
+    }
+    drop(loader);
+    if next_stage < stages.len() {
+        return Err(BenchError::Internal(format!(
+            "the source ended after {seen} profiles, {profiles} were expected"
+        )));
+    }
+    let Session {
+        embedded, client, ..
+    } = session;
+    let _ = client.close();
+    let disk_bytes = match embedded {
+        Some(e) => Some(e.stop()?),
+        None => None,
+    };
+    drop(data_dir);
+    if let Some(last) = reports.last_mut() {
+        last.load.disk_bytes = disk_bytes;
+    }
+    Ok(reports)
+}
+
+impl Session<'_> {
+    /// After the rows of a stage are in: checkpoint and measure (embedded),
+    /// then time and check the queries.
+    fn stage(
+        &mut self,
+        profiles: u64,
+        loaded: u64,
+        stats: LoadStats,
+        seconds: f64,
+        expected: &Expected,
+        last: bool,
+    ) -> Result<BenchReport, BenchError> {
+        let checkpoint_seconds = match &self.embedded {
+            Some(e) if self.load_needed => {
+                let t = Instant::now();
+                e.checkpoint()?;
+                Some(t.elapsed().as_secs_f64())
+            }
+            _ => None,
+        };
+        let rss_after = self.embedded.as_ref().and(resident());
+        // Earlier stages: the size after their checkpoint; the last one is
+        // measured after the closing checkpoint, by the caller.
+        let disk_bytes = match &self.embedded {
+            Some(e) if !last => Some(e.disk_bytes()?),
+            _ => None,
+        };
+        let queries = self
+            .options
+            .queries
+            .iter()
+            .map(|&q| time_query(&mut self.client, q, expected.answer(q), self.options.runs))
+            .collect();
+        Ok(BenchReport {
+            profiles,
+            source: self.options.source.clone(),
+            server: self.server.clone(),
+            data_dir: self.data_dir.clone(),
+            load: LoadReport {
+                loaded: self.load_needed,
+                profiles_loaded: if self.load_needed { loaded } else { 0 },
+                seconds,
+                statements: stats.statements,
+                statement_bytes: stats.bytes,
+                checkpoint_seconds,
+                rss_before_bytes: rss_after.and(self.rss_before).map(|r| r.now),
+                rss_after_bytes: rss_after.map(|r| r.now),
+                rss_peak_bytes: rss_after.map(|r| r.peak),
+                disk_bytes,
+            },
+            queries,
+        })
+    }
 }
 
 /// The source's blocks in row order.

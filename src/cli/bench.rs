@@ -23,7 +23,7 @@ against a direct computation from the data. Without --addr it starts a server in
 )]
 pub struct BenchArgs {
     /// Profiles to generate
-    #[arg(long, default_value_t = 1_000_000, conflicts_with = "csv")]
+    #[arg(long, default_value_t = 1_000_000, conflicts_with_all = ["csv", "scale"])]
     pub profiles: u64,
     /// Seed of the generator (gen_profiles.py's --seed)
     #[arg(long, default_value_t = 42, conflicts_with = "csv")]
@@ -55,6 +55,12 @@ pub struct BenchArgs {
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
+    /// Grow the table through these sizes, timing the queries at each (e.g. 1000000,10000000)
+    #[arg(long, value_name = "N,N,...", value_delimiter = ',', conflicts_with = "reuse", value_parser = clap::value_parser!(u64).range(1..))]
+    pub scale: Vec<u64>,
+    /// Also write an SVG line chart of median ms per query against profiles to FILE
+    #[arg(long, value_name = "FILE")]
+    pub plot: Option<PathBuf>,
     /// Rows per INSERT statement while loading
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
@@ -113,7 +119,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
     let source = match args.csv {
         Some(path) => Source::Csv(path),
         None => Source::Generated {
-            profiles: args.profiles,
+            profiles: args.scale.iter().copied().max().unwrap_or(args.profiles),
             seed: args.seed,
         },
     };
@@ -143,6 +149,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         source,
         target,
         runs: usize::try_from(args.runs).unwrap_or(1),
+        stages: args.scale,
         queries,
         reuse: args.reuse,
         threads,
@@ -152,20 +159,30 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         },
         progress: true,
     };
-    let report = crate::bench::run(&options).map_err(|e| e.to_string())?;
+    let reports = crate::bench::run(&options).map_err(|e| e.to_string())?;
     match args.format {
-        Format::Table => print!("{}", report::to_table(&report)),
-        Format::Json => println!("{}", report::to_json(&report)),
+        Format::Table => print!("{}", report::run_table(&reports)),
+        Format::Json => println!("{}", report::run_json(&reports)),
     }
-    if report.ok() {
-        return Ok(ExitCode::SUCCESS);
+    if let Some(path) = &args.plot {
+        std::fs::write(path, crate::bench::plot::svg(&reports))
+            .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    for q in report.queries.iter().filter(|q| q.failure.is_some()) {
-        eprintln!(
-            "cohortdb bench: {} failed: {}",
-            q.query.name(),
-            q.failure.as_deref().unwrap_or("")
-        );
+    let mut ok = true;
+    for r in &reports {
+        for q in r.queries.iter().filter(|q| q.failure.is_some()) {
+            ok = false;
+            eprintln!(
+                "cohortdb bench: {} failed at {} profiles: {}",
+                q.query.name(),
+                r.profiles,
+                q.failure.as_deref().unwrap_or("")
+            );
+        }
     }
-    Ok(ExitCode::from(1))
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

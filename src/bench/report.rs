@@ -4,8 +4,9 @@
 //! Definitions (docs/bench.md): median of the timed runs (mean of the two
 //! middle ones for an even count); p95 by nearest rank (the
 //! `ceil(0.95 * runs)`-th smallest, so the maximum for fewer than 20 runs);
-//! per-profile memory is the growth of this process's resident set from
-//! before the database opened to after the load, divided by the profiles.
+//! per-profile memory is the growth of this process's resident set from just
+//! before the first profile was sent (database open, first generated block
+//! in memory) to after the load and its checkpoint, divided by the profiles.
 //!
 //! Invariant: rendering never fails and never changes the report.
 
@@ -202,7 +203,7 @@ pub fn to_table(r: &BenchReport) -> String {
     }
     let memory = match (r.load.rss_after_bytes, rss_growth(r)) {
         (Some(after), Some(growth)) => format!(
-            "{:.1} B/profile (resident {} after the load, {} before the database opened; peak {})",
+            "{:.1} B/profile (resident {} after the load, {} before it; peak {})",
             growth as f64 / r.profiles.max(1) as f64,
             mib(after),
             mib(r.load.rss_before_bytes.unwrap_or(0)),

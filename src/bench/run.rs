@@ -82,8 +82,9 @@ pub struct LoadReport {
     pub statement_bytes: u64,
     /// The checkpoint right after the load (embedded only).
     pub checkpoint_seconds: Option<f64>,
-    /// Resident memory of this process before the database opened and after
-    /// the load and checkpoint (embedded only).
+    /// Resident memory of this process just before the first profile was
+    /// sent (database open, first block generated) and after the load and
+    /// checkpoint (embedded only).
     pub rss_before_bytes: Option<u64>,
     pub rss_after_bytes: Option<u64>,
     pub rss_peak_bytes: Option<u64>,
@@ -160,7 +161,9 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
             "--reuse cannot be combined with several sizes: each size is loaded in turn".into(),
         ));
     }
-    let rss_before = resident();
+    // With --reuse nothing is sent: memory is measured from before the
+    // database opened (the reopened database plus the generator's blocks).
+    let rss_at_start = resident();
     let (embedded, data_dir) = match &options.target {
         Target::Embedded { data_dir } => {
             let dir = match data_dir {
@@ -214,7 +217,7 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
         embedded,
         client,
         load_needed,
-        rss_before,
+        rss_before: rss_at_start,
         server: match &options.target {
             Target::Remote { addr, .. } => addr.clone(),
             Target::Embedded { .. } => "embedded".into(),
@@ -245,9 +248,13 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
                 None => break,
             },
         };
-        if seen == 0 {
+        if seen == 0 && session.load_needed {
             // The clock starts when the first profiles are ready: the wait
-            // for the first generated block is not loading.
+            // for the first generated block is not loading. The memory
+            // baseline is taken here too, so that it holds the open database,
+            // the server and the generator's blocks, and the growth after it
+            // is what the loaded profiles cost.
+            session.rss_before = resident();
             started = Instant::now();
         }
         let stop = stages[next_stage];

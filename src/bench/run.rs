@@ -151,6 +151,11 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
         stages.push(available);
     }
     let profiles = stages[stages.len() - 1];
+    if profiles == 0 {
+        return Err(BenchError::Usage(
+            "nothing to load: the audience has 0 profiles".into(),
+        ));
+    }
     if profiles > available {
         return Err(BenchError::Usage(format!(
             "cannot stop at {profiles} profiles: the source has {available}"

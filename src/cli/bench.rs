@@ -13,14 +13,6 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
-#[command(
-    about = "Generate the standard synthetic audience, load it through a server, time Q1-Q8 and check every answer",
-    long_about = "Builds gen_profiles.py's audience (../shared/bench; the same profiles, byte for byte, for a seed) \
-or reads one from --csv, loads it into the `profiles` table through the native protocol (as `cohortdb import` does), \
-runs the audience queries Q1-Q8 end to end as a client (one warm-up, then --runs timed runs), and checks every answer \
-against a direct computation from the data. Without --addr it starts a server in this process over --data-dir \
-(or a temporary directory), durability always. Exits 1 when an answer is wrong, 2 on errors. See docs/bench.md."
-)]
 pub struct BenchArgs {
     /// Profiles to generate
     #[arg(long, default_value_t = 1_000_000, conflicts_with_all = ["csv", "scale"])]
@@ -50,7 +42,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub runs: u64,
     /// Queries to run, comma-separated [default: Q1,Q2,Q3,Q4,Q5,Q6,Q7,Q8]
-    #[arg(long, value_delimiter = ',', value_parser = parse_query)]
+    #[arg(long, value_name = "Q,...", value_delimiter = ',', value_parser = parse_query)]
     pub queries: Vec<Query>,
     /// Output format
     #[arg(long, value_enum, default_value_t = Format::Table)]

@@ -31,6 +31,16 @@ pub enum Command {
     /// Load a CSV or NDJSON file into a table through the server.
     Import(import::ImportArgs),
     /// Generate the standard audience, load it through a server, time Q1-Q8 and check the answers.
+    ///
+    /// Builds the audience of ../shared/bench/gen_profiles.py (the same profiles, byte for byte,
+    /// for a seed) or reads one with --csv, loads it into the table `profiles` through the native
+    /// protocol as `cohortdb import` does, runs the audience queries Q1-Q8 end to end as a client
+    /// (one warm-up, then --runs timed runs each) and checks every answer against a direct
+    /// computation from the data. Without --addr it starts a server in this process on
+    /// 127.0.0.1 over --data-dir (or a temporary directory), durability always.
+    ///
+    /// Exit codes: 0 all answers right, 1 an answer was wrong (named on stderr with expected
+    /// and got), 2 usage errors and failures. See docs/bench.md.
     Bench(bench::BenchArgs),
     /// Verify every file of a data directory without changing it.
     Check {

@@ -91,8 +91,10 @@ pub struct Embedded {
 }
 
 impl Embedded {
-    /// Opens `dir` (durability `always`) and serves it on 127.0.0.1, port 0.
-    pub fn start(dir: &Path) -> Result<Embedded, EmbeddedError> {
+    /// Opens `dir` (durability `always`) and serves it on 127.0.0.1, port 0,
+    /// accepting statements of up to `max_statement_bytes` (at least the
+    /// server's default).
+    pub fn start(dir: &Path, max_statement_bytes: usize) -> Result<Embedded, EmbeddedError> {
         std::fs::create_dir_all(dir).map_err(|e| EmbeddedError::CreateDir(dir.into(), e))?;
         let db = Database::open(dir, Options::default().durability(Durability::Always))
             .map_err(|e| EmbeddedError::Open(dir.into(), e))?;
@@ -105,6 +107,8 @@ impl Embedded {
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel::<Result<String, String>>();
         let served = db.clone();
+        let mut config = ServerConfig::default();
+        config.max_statement_bytes = config.max_statement_bytes.max(max_statement_bytes);
         let thread = std::thread::Builder::new()
             .name("bench-server-main".into())
             .spawn(move || {
@@ -121,7 +125,7 @@ impl Embedded {
                     let shutdown = async {
                         let _ = stop_rx.await;
                     };
-                    serve(served, listener, ServerConfig::default(), shutdown)
+                    serve(served, listener, config, shutdown)
                         .await
                         .map_err(|e| e.to_string())
                 });

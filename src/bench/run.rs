@@ -175,7 +175,10 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
                 Some(d) => DataDir::kept(d),
                 None => DataDir::temporary()?,
             };
-            (Some(Embedded::start(dir.path())?), Some(dir))
+            (
+                Some(Embedded::start(dir.path(), options.limits.bytes)?),
+                Some(dir),
+            )
         }
         Target::Remote { .. } => (None, None),
     };

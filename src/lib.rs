@@ -27,6 +27,7 @@
 //! # Ok::<(), cohortdb::Error>(())
 //! ```
 
+pub mod bench;
 pub mod cli;
 pub mod client;
 pub mod engine;

@@ -2,6 +2,7 @@
 //! subcommand. Each subcommand returns a process exit code; errors are
 //! printed as one clear line on stderr, never as a panic.
 
+mod bench;
 mod check;
 mod import;
 mod serve;
@@ -29,6 +30,18 @@ pub enum Command {
     Shell(shell::ShellArgs),
     /// Load a CSV or NDJSON file into a table through the server.
     Import(import::ImportArgs),
+    /// Generate the standard audience, load it through a server, time Q1-Q8 and check the answers.
+    ///
+    /// Builds the audience of ../shared/bench/gen_profiles.py (the same profiles, byte for byte,
+    /// for a seed) or reads one with --csv, loads it into the table `profiles` through the native
+    /// protocol as `cohortdb import` does, runs the audience queries Q1-Q8 end to end as a client
+    /// (one warm-up, then --runs timed runs each) and checks every answer against a direct
+    /// computation from the data. Without --addr it starts a server in this process on
+    /// 127.0.0.1 over --data-dir (or a temporary directory), durability always.
+    ///
+    /// Exit codes: 0 all answers right, 1 an answer was wrong (named on stderr with expected
+    /// and got), 2 usage errors and failures. See docs/bench.md.
+    Bench(bench::BenchArgs),
     /// Verify every file of a data directory without changing it.
     Check {
         /// The data directory to verify.
@@ -44,6 +57,7 @@ pub fn main() -> ExitCode {
         Command::Serve(args) => serve::run(args),
         Command::Shell(args) => shell::run(args),
         Command::Import(args) => import::run(args),
+        Command::Bench(args) => bench::run(args),
         Command::Check { data_dir } => check::run(&data_dir),
     }
 }

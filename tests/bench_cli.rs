@@ -259,8 +259,8 @@ fn bench_embedded_json_answers_are_right() {
     assert!(load["profiles_per_second"]
         .as_f64()
         .is_some_and(|s| s > 0.0));
-    // 50,000 rows of ~96 bytes: 10,000 rows per statement, or less under 1 MiB.
-    assert!(load["statements"]
+    // 50,000 rows: 10,000 rows per InsertRows batch.
+    assert!(load["batches"]
         .as_u64()
         .is_some_and(|n| (5..=10).contains(&n)));
     for key in [

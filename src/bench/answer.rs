@@ -9,8 +9,8 @@
 
 use super::audience::{tag_name, Block, COUNTRIES, N_TAGS};
 use super::queries::{Query, A, B, C, Q3_AGES, Q3_COUNTRY, Q4_TAGS, Q5_TAGS, Q7_COUNTRY};
-use super::sha1::Sha1;
 use serde_json::{json, Value as Json};
+use sha1::{Digest, Sha1};
 
 /// One query's answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,9 +45,10 @@ impl Answer {
             }
             sha.update(id.as_bytes());
         }
+        let digest = sha.finalize();
         Answer::Ids {
             count: ids.len() as u64,
-            sha1: sha.hex(),
+            sha1: digest.iter().map(|b| format!("{b:02x}")).collect(),
         }
     }
 
@@ -246,5 +247,29 @@ impl Expected {
                 Answer::Ranked(top)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn q7_answers_are_count_and_sha1_of_the_sorted_newline_joined_ids() {
+        // SHA-1("abc") and SHA-1("a\nb") (standard test vector; `printf 'a\nb' | sha1sum`).
+        assert_eq!(
+            Answer::from_ids(vec!["abc".into()]),
+            Answer::Ids {
+                count: 1,
+                sha1: "a9993e364706816aba3e25717850c26c9cd0d89d".into()
+            }
+        );
+        assert_eq!(
+            Answer::from_ids(vec!["b".into(), "a".into()]),
+            Answer::Ids {
+                count: 2,
+                sha1: "fcd127ffa1016069006ad91f3f361248f9bdf272".into()
+            }
+        );
     }
 }

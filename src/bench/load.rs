@@ -1,12 +1,11 @@
 //! Loading the audience into the server: the one place that knows how
-//! profiles travel to the database, so the bench can switch to a faster
-//! ingest message by changing this module alone.
+//! profiles travel to the database.
 //!
-//! Today it is the path `cohortdb import` takes: one connection, each batch
-//! one `INSERT INTO profiles (...) VALUES (...), ...` statement (one atomic
-//! write on the server) of at most [`LoadLimits::rows`] rows (10,000, the
-//! import default) and [`LoadLimits::bytes`] bytes (the server's default
-//! `--max-statement-bytes`, 1 MiB), sent and acknowledged one after another.
+//! It is the path `cohortdb import` takes: one connection, each batch one
+//! InsertRows message (the columnar bulk-load message of docs/protocol.md,
+//! one atomic write on the server) of at most [`LoadLimits::rows`] rows
+//! (10,000, the import default) and about [`LoadLimits::bytes`] bytes (4 MiB,
+//! the import default), sent and acknowledged one after another.
 //!
 //! Boundary: [`prepare_table`] before anything is sent; then
 //! [`Loader::send_block`] for every block, in row order; then
@@ -18,13 +17,32 @@ use super::audience::{Block, Profile, COUNTRIES, GENDERS};
 use super::queries::TABLE;
 use crate::client::{Client, ClientError};
 use crate::engine::Value;
-use std::io::Write;
+use crate::protocol::message::ColumnInfo;
+use crate::storage::columnar::RowsEncoder;
+use crate::storage::schema::ColumnType;
 
 /// The `profiles` table of the bench (gen_profiles.py's columns).
 pub const CREATE_TABLE: &str = "CREATE TABLE profiles (id TEXT PRIMARY KEY, country TEXT, gender TEXT, age INT, interests SET<TEXT>, last_seen TIMESTAMP, ltv FLOAT, consent BOOL)";
 
-const INSERT_HEAD: &str =
-    "INSERT INTO profiles (id, country, gender, age, interests, last_seen, ltv, consent) VALUES ";
+/// The InsertRows columns, in the order [`write_row`] fills them.
+fn columns() -> Vec<ColumnInfo> {
+    [
+        ("id", ColumnType::Text),
+        ("country", ColumnType::Text),
+        ("gender", ColumnType::Text),
+        ("age", ColumnType::Int),
+        ("interests", ColumnType::TextSet),
+        ("last_seen", ColumnType::Timestamp),
+        ("ltv", ColumnType::Float),
+        ("consent", ColumnType::Bool),
+    ]
+    .into_iter()
+    .map(|(name, ty)| ColumnInfo {
+        name: name.into(),
+        ty,
+    })
+    .collect()
+}
 
 /// Why loading failed.
 #[derive(Debug, thiserror::Error)]
@@ -45,8 +63,6 @@ pub enum LoadError {
         first: u64,
         last: u64,
     },
-    #[error("row {0} alone is larger than the statement limit of {1} bytes")]
-    RowTooLarge(u64, usize),
     #[error("unexpected answer to SHOW TABLES: {0}")]
     Show(String),
 }
@@ -54,9 +70,9 @@ pub enum LoadError {
 /// Batch limits.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadLimits {
-    /// Rows per INSERT statement.
+    /// Rows per batch.
     pub rows: usize,
-    /// Largest statement text in bytes.
+    /// Largest batch payload in bytes (about).
     pub bytes: usize,
 }
 
@@ -64,7 +80,7 @@ impl Default for LoadLimits {
     fn default() -> Self {
         LoadLimits {
             rows: 10_000,
-            bytes: 1 << 20,
+            bytes: 4 << 20,
         }
     }
 }
@@ -105,19 +121,19 @@ pub fn prepare_table(client: &mut Client) -> Result<TableState, LoadError> {
 pub struct LoadStats {
     /// Rows acknowledged by the server.
     pub rows: u64,
-    /// INSERT statements sent.
-    pub statements: u64,
-    /// Statement bytes sent.
+    /// InsertRows batches sent.
+    pub batches: u64,
+    /// Payload bytes sent.
     pub bytes: u64,
 }
 
-/// Sends blocks of profiles as INSERT batches over one connection.
+/// Sends blocks of profiles as InsertRows batches over one connection.
 pub struct Loader<'c> {
     client: &'c mut Client,
     limits: LoadLimits,
-    text: Vec<u8>,
-    row: Vec<u8>,
-    /// First and last row number in `text`, and how many rows it holds.
+    columns: Vec<ColumnInfo>,
+    rows: RowsEncoder,
+    /// First and last row number in `rows`, and how many rows it holds.
     first: u64,
     last: u64,
     pending: u64,
@@ -126,16 +142,15 @@ pub struct Loader<'c> {
 
 impl<'c> Loader<'c> {
     pub fn new(client: &'c mut Client, limits: LoadLimits) -> Loader<'c> {
-        let mut text = Vec::with_capacity(limits.bytes);
-        text.extend_from_slice(INSERT_HEAD.as_bytes());
+        let columns = columns();
         Loader {
             client,
             limits: LoadLimits {
                 rows: limits.rows.max(1),
                 bytes: limits.bytes,
             },
-            text,
-            row: Vec::with_capacity(256),
+            rows: RowsEncoder::new(columns.len()),
+            columns,
             first: 0,
             last: 0,
             pending: 0,
@@ -147,25 +162,13 @@ impl<'c> Loader<'c> {
     /// last partial batch waits for the next block or [`Loader::finish`]).
     pub fn send_block(&mut self, block: &Block) -> Result<(), LoadError> {
         for p in block.profiles() {
-            self.row.clear();
-            write_row(&mut self.row, &p);
-            let separator = usize::from(self.pending > 0);
-            if self.pending > 0 && self.text.len() + separator + self.row.len() > self.limits.bytes
-            {
-                self.flush()?;
-            }
             if self.pending == 0 {
-                if INSERT_HEAD.len() + self.row.len() > self.limits.bytes {
-                    return Err(LoadError::RowTooLarge(p.row, self.limits.bytes));
-                }
                 self.first = p.row;
-            } else {
-                self.text.push(b',');
             }
-            self.text.extend_from_slice(&self.row);
+            write_row(&mut self.rows, &p);
             self.last = p.row;
             self.pending += 1;
-            if self.pending as usize >= self.limits.rows {
+            if self.pending as usize >= self.limits.rows || self.rows.len() >= self.limits.bytes {
                 self.flush()?;
             }
         }
@@ -183,17 +186,20 @@ impl<'c> Loader<'c> {
             return Ok(());
         }
         let (first, last, sent) = (self.first, self.last, self.pending);
-        // Every byte written came from ASCII literals and UTF-8 names.
-        let text = String::from_utf8_lossy(&self.text);
-        let results = self.client.execute(&text).map_err(|source| match source {
-            ClientError::Server { .. } => LoadError::Refused {
-                first,
-                last,
-                source,
-            },
-            other => LoadError::Client(other),
-        })?;
-        let got: u64 = results.iter().map(|r| r.affected).sum();
+        let rows = std::mem::replace(&mut self.rows, RowsEncoder::new(self.columns.len()));
+        let payload = rows.finish();
+        let bytes = payload.len() as u64;
+        let got = self
+            .client
+            .insert_rows(TABLE, &self.columns, payload)
+            .map_err(|source| match source {
+                ClientError::Server { .. } => LoadError::Refused {
+                    first,
+                    last,
+                    source,
+                },
+                other => LoadError::Client(other),
+            })?;
         if got != sent {
             return Err(LoadError::Miscounted {
                 sent,
@@ -203,48 +209,39 @@ impl<'c> Loader<'c> {
             });
         }
         self.stats.rows += sent;
-        self.stats.statements += 1;
-        self.stats.bytes += self.text.len() as u64;
-        self.text.truncate(INSERT_HEAD.len());
+        self.stats.batches += 1;
+        self.stats.bytes += bytes;
         self.pending = 0;
         Ok(())
     }
 }
 
-/// Appends one profile as a `( ... )` row of CohortQL literals.
-fn write_row(out: &mut Vec<u8>, p: &Profile<'_>) {
-    // Writing into a Vec cannot fail. Ids, codes and tag names need no
-    // escaping (letters and digits only).
-    let _ = write!(
-        out,
-        "('u{}','{}','{}',{},[",
-        p.row,
-        COUNTRIES[usize::from(p.country)],
-        GENDERS[usize::from(p.gender)],
-        p.age
-    );
-    for (i, t) in p.tags.iter().enumerate() {
-        if i > 0 {
-            out.push(b',');
-        }
-        let _ = write!(out, "'i{:04}'", t + 1);
-    }
-    let _ = write!(
-        out,
-        "],{},{}.{:02},{})",
-        p.last_seen,
-        p.ltv_cents.div_euclid(100),
-        p.ltv_cents.rem_euclid(100),
-        if p.consent { "TRUE" } else { "FALSE" }
-    );
+/// The name of 0-based tag `t` (`i0001` is tag 0).
+fn tag_name(t: u16) -> String {
+    format!("i{:04}", t + 1)
+}
+
+/// Appends one profile as a row of cells (the order of [`columns`]).
+fn write_row(out: &mut RowsEncoder, p: &Profile<'_>) {
+    out.text(0, &format!("u{}", p.row));
+    out.text(1, COUNTRIES[usize::from(p.country)]);
+    out.text(2, GENDERS[usize::from(p.gender)]);
+    out.int(3, i64::from(p.age));
+    let tags: Vec<String> = p.tags.iter().map(|t| tag_name(*t)).collect();
+    out.set(4, tags.iter().map(String::as_str));
+    out.int(5, p.last_seen);
+    // Cents / 100 is correctly rounded: the same f64 as parsing "20.09".
+    out.float(6, p.ltv_cents as f64 / 100.0);
+    out.bool(7, p.consent);
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::storage::columnar::{parse_rows, ColumnView};
 
     #[test]
-    fn row_literal() {
+    fn rows_carry_the_profile() {
         let tags = [0u16, 6, 19];
         let p = Profile {
             row: 7,
@@ -256,15 +253,10 @@ mod tests {
             ltv_cents: 2009,
             consent: true,
         };
-        let mut out = Vec::new();
-        write_row(&mut out, &p);
-        assert_eq!(
-            String::from_utf8(out).as_deref(),
-            Ok("('u7','NL','m',34,['i0001','i0007','i0020'],1791234567,20.09,TRUE)")
-        );
-        let mut out = Vec::new();
+        let mut e = RowsEncoder::new(8);
+        write_row(&mut e, &p);
         write_row(
-            &mut out,
+            &mut e,
             &Profile {
                 tags: &[],
                 consent: false,
@@ -272,9 +264,30 @@ mod tests {
                 ..p
             },
         );
+        let types: Vec<ColumnType> = columns().iter().map(|c| c.ty).collect();
+        let payload = e.finish();
+        let view = parse_rows(&types, &payload, 0).unwrap();
         assert_eq!(
-            String::from_utf8(out).as_deref(),
-            Ok("('u7','NL','m',34,[],1791234567,0.05,FALSE)")
+            view.columns[0],
+            ColumnView::Text(vec![Some("u7"), Some("u7")])
+        );
+        assert_eq!(
+            view.columns[1],
+            ColumnView::Text(vec![Some("NL"), Some("NL")])
+        );
+        assert_eq!(
+            view.columns[2],
+            ColumnView::Text(vec![Some("m"), Some("m")])
+        );
+        assert_eq!(view.columns[4].tags(0), ["i0001", "i0007", "i0020"]);
+        assert!(view.columns[4].tags(1).is_empty());
+        assert_eq!(
+            view.columns[6],
+            ColumnView::Float(vec![Some(20.09), Some(0.05)])
+        );
+        assert_eq!(
+            view.columns[7],
+            ColumnView::Bool(vec![Some(true), Some(false)])
         );
     }
 }

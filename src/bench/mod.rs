@@ -32,7 +32,6 @@ pub mod queries;
 pub mod report;
 pub mod rng;
 pub mod run;
-pub mod sha1;
 pub mod stream;
 
 pub use run::{run, BenchOptions, BenchReport, Source, Target};

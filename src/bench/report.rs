@@ -71,8 +71,8 @@ pub fn to_json(r: &BenchReport) -> Json {
             "profiles_loaded": r.load.profiles_loaded,
             "seconds": r.load.seconds,
             "profiles_per_second": rate(r),
-            "statements": r.load.statements,
-            "statement_bytes": r.load.statement_bytes,
+            "batches": r.load.batches,
+            "batch_bytes": r.load.batch_bytes,
             "checkpoint_seconds": r.load.checkpoint_seconds,
             "rss_before_bytes": r.load.rss_before_bytes,
             "rss_after_bytes": r.load.rss_after_bytes,
@@ -184,11 +184,11 @@ pub fn to_table(r: &BenchReport) -> String {
         );
         row(
             &mut s,
-            "INSERT statements",
+            "InsertRows batches",
             format!(
-                "{} ({} of text)",
-                thousands(r.load.statements),
-                mib(r.load.statement_bytes)
+                "{} ({} of payload)",
+                thousands(r.load.batches),
+                mib(r.load.batch_bytes)
             ),
         );
     } else {

@@ -78,8 +78,9 @@ pub struct LoadReport {
     /// Profiles loaded in this stage (all of them for a single stage).
     pub profiles_loaded: u64,
     pub seconds: f64,
-    pub statements: u64,
-    pub statement_bytes: u64,
+    /// InsertRows batches sent, and their payload bytes.
+    pub batches: u64,
+    pub batch_bytes: u64,
     /// The checkpoint right after the load (embedded only).
     pub checkpoint_seconds: Option<f64>,
     /// Resident memory of this process just before the first profile was
@@ -377,8 +378,8 @@ impl Session<'_> {
                 loaded: self.load_needed,
                 profiles_loaded: if self.load_needed { loaded } else { 0 },
                 seconds,
-                statements: stats.statements,
-                statement_bytes: stats.bytes,
+                batches: stats.batches,
+                batch_bytes: stats.bytes,
                 checkpoint_seconds,
                 rss_before_bytes: rss_after.and(self.rss_before).map(|r| r.now),
                 rss_after_bytes: rss_after.map(|r| r.now),

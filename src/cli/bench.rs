@@ -53,11 +53,11 @@ pub struct BenchArgs {
     /// Also write an SVG line chart of median ms per query against profiles to FILE
     #[arg(long, value_name = "FILE")]
     pub plot: Option<PathBuf>,
-    /// Rows per INSERT statement while loading
+    /// Rows per InsertRows batch while loading
     #[arg(long, default_value_t = 10_000, value_parser = clap::value_parser!(u64).range(1..))]
     pub batch: u64,
-    /// Largest INSERT statement in bytes; keep it at most the server's --max-statement-bytes
-    #[arg(long, default_value_t = 1 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
+    /// Largest batch in bytes (about its InsertRows message); keep it below the server's --max-frame-bytes
+    #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
     pub batch_bytes: u64,
     /// Generator threads [default: the number of cores]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]

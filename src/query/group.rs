@@ -63,12 +63,39 @@ pub fn group_shard(
     Ok(out)
 }
 
-/// Splits `rows` by the values of one key column.
+/// The rows of the NULL group of a key column, or how to find them.
+enum NullRows<'s> {
+    Ready(RoaringBitmap),
+    /// A SET<TEXT> column: live rows holding no tag. Needs a union of every
+    /// value bitmap, so it is only built when the value groups did not
+    /// already show that every row in question holds a tag.
+    SetWithoutTags(&'s ShardSnapshot, usize),
+}
+
+impl NullRows<'_> {
+    fn rows(self) -> RoaringBitmap {
+        match self {
+            NullRows::Ready(b) => b,
+            NullRows::SetWithoutTags(shard, col) => {
+                // One multi-way union (roaring accumulates in bitmap
+                // containers), not a chain of pairwise ORs.
+                let holders = shard.values(col).into_iter().map(|(_, b)| b).union();
+                shard.live() - &holders
+            }
+        }
+    }
+}
+
+/// Splits a shard's rows by the values of one key column: the value groups,
+/// then the NULL group.
 fn partitions<'s>(
     schema: &TableSchema,
     col: usize,
     shard: &'s ShardSnapshot,
-) -> Vec<(KeyPart, std::borrow::Cow<'s, RoaringBitmap>)> {
+) -> (
+    Vec<(KeyPart, std::borrow::Cow<'s, RoaringBitmap>)>,
+    NullRows<'s>,
+) {
     use std::borrow::Cow;
     let mut parts = Vec::new();
     match schema.columns[col].ty {
@@ -79,24 +106,20 @@ fn partitions<'s>(
                 }
             }
             let exists = shard.exists(col).cloned().unwrap_or_default();
-            parts.push((KeyPart::Null, Cow::Owned(shard.live() - &exists)));
+            (parts, NullRows::Ready(shard.live() - &exists))
         }
         ty => {
-            let values = shard.values(col);
-            // Profiles holding at least one tag: one multi-way union (roaring
-            // accumulates in bitmap containers), not a chain of pairwise ORs.
-            let holders = if ty == ColumnType::TextSet {
-                values.iter().map(|(_, b)| *b).union()
-            } else {
-                shard.exists(col).cloned().unwrap_or_default()
-            };
-            for (v, b) in values {
+            for (v, b) in shard.values(col) {
                 parts.push((KeyPart::Text(v.to_string()), Cow::Borrowed(b)));
             }
-            parts.push((KeyPart::Null, Cow::Owned(shard.live() - &holders)));
+            let null = if ty == ColumnType::TextSet {
+                NullRows::SetWithoutTags(shard, col)
+            } else {
+                NullRows::Ready(shard.live() - shard.exists(col).unwrap_or(&RoaringBitmap::new()))
+            };
+            (parts, null)
         }
     }
-    parts
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -112,9 +135,32 @@ fn descend(
 ) -> QueryResult<()> {
     let depth = key.len();
     let last = depth + 1 == keys.len();
-    for (part, bitmap) in partitions(schema, keys[depth], shard) {
+    let (values, null) = partitions(schema, keys[depth], shard);
+    let total = rows.len();
+    // True once a value group holds all of `rows`: then none is in the
+    // NULL group of a SET column (they all hold that tag).
+    let mut all_hold_a_value = false;
+    let mut groups: Vec<(KeyPart, std::borrow::Cow<'_, RoaringBitmap>)> = values;
+    let mut null = Some(null);
+    let mut i = 0;
+    loop {
+        let (part, bitmap) = if i < groups.len() {
+            let (part, bitmap) = &groups[i];
+            i += 1;
+            (part.clone(), bitmap.clone())
+        } else {
+            match null.take() {
+                Some(NullRows::SetWithoutTags(..)) if all_hold_a_value => break,
+                Some(n) => {
+                    groups.clear();
+                    (KeyPart::Null, std::borrow::Cow::Owned(n.rows()))
+                }
+                None => break,
+            }
+        };
         if last && count_only {
             let n = rows.intersection_len(&bitmap);
+            all_hold_a_value |= n == total;
             if n > 0 {
                 let mut k = key.clone();
                 k.push(part);
@@ -123,6 +169,7 @@ fn descend(
             continue;
         }
         let sub: RoaringBitmap = rows & &*bitmap;
+        all_hold_a_value |= sub.len() == total;
         if sub.is_empty() {
             continue;
         }

@@ -199,6 +199,7 @@ impl Database {
                     })?,
             )
         } else {
+            fill_key_filters(&inner);
             None
         };
         Ok(Database {
@@ -332,7 +333,18 @@ pub fn load_part_for_fuzzing(path: &Path) -> Result<()> {
     Ok(())
 }
 
+/// Builds every table's key filter (see `KeyIndex::fill_filter`).
+fn fill_key_filters(inner: &Inner) {
+    let state = inner.state.read().clone();
+    for table in state.tables.values() {
+        table.keys.fill_filter();
+    }
+}
+
 fn background(inner: Arc<Inner>, receiver: Receiver<Background>) {
+    // First the key filters, off the start-up path; `close` joins this thread,
+    // so no part is read after the database is closed.
+    fill_key_filters(&inner);
     let tick = match inner.options.durability {
         Durability::Interval(d) => d,
         _ => Duration::from_secs(1),

@@ -27,9 +27,11 @@ use std::sync::{Arc, OnceLock};
 pub struct KeyIndex {
     /// Base part of each shard at this generation, by shard number.
     parts: Vec<Option<Arc<BasePart>>>,
-    /// Holds the fingerprint of every key in `parts`, once built: built on
-    /// a background thread when the index is made from parts alone (start-up
-    /// answers queries before it is ready; lookups probe every part until).
+    /// Holds the fingerprint of every key in `parts`, once built. An index
+    /// made from parts alone (start-up) starts without it; the database's
+    /// background thread fills it first thing ([`KeyIndex::fill_filter`]),
+    /// so queries are answered before it is ready, and lookups probe every
+    /// part until it is.
     filter: Arc<OnceLock<KeyFilter>>,
     /// Ids given a row since those parts were written.
     recent: RwLock<FastMap<Box<str>, u32>>,
@@ -39,9 +41,16 @@ impl KeyIndex {
     /// The index of a table whose shards' parts are `parts`.
     pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: FastMap<Box<str>, u32>) -> Self {
         KeyIndex {
-            filter: filter_in_background(&parts),
+            filter: Arc::new(OnceLock::new()),
             parts,
             recent: RwLock::new(recent),
+        }
+    }
+
+    /// Builds the key filter if it is not built yet.
+    pub fn fill_filter(&self) {
+        if self.filter.get().is_none() {
+            let _ = self.filter.set(filter_of(self.parts.iter().flatten()));
         }
     }
 
@@ -68,7 +77,7 @@ impl KeyIndex {
                 moved.iter().for_each(|f| filter.insert(*f));
                 Arc::new(OnceLock::from(filter))
             }
-            _ => filter_in_background(&parts),
+            _ => Arc::new(OnceLock::from(filter_of(parts.iter().flatten()))),
         };
         KeyIndex {
             parts,
@@ -102,27 +111,6 @@ impl KeyIndex {
     pub fn insert(&self, key: &str, row: u32) {
         self.recent.write().insert(key.into(), row);
     }
-}
-
-/// A filter of the keys of `parts`, filled in on a background thread (or
-/// at once, when no thread can be started).
-fn filter_in_background(parts: &[Option<Arc<BasePart>>]) -> Arc<OnceLock<KeyFilter>> {
-    let cell = Arc::new(OnceLock::new());
-    let parts: Vec<Arc<BasePart>> = parts.iter().flatten().cloned().collect();
-    if parts.is_empty() {
-        let _ = cell.set(KeyFilter::with_capacity(1 << 20));
-        return cell;
-    }
-    let (fill, fill_parts) = (cell.clone(), parts.clone());
-    let started = std::thread::Builder::new()
-        .name("cohortdb-key-filter".into())
-        .spawn(move || {
-            let _ = fill.set(filter_of(fill_parts.iter()));
-        });
-    if started.is_err() {
-        let _ = cell.set(filter_of(parts.iter()));
-    }
-    cell
 }
 
 /// A filter of the keys of `parts`, with room for twice as many (and at

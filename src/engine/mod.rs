@@ -38,7 +38,7 @@ pub use rows::RowsBatch;
 pub use shard::{SHARD_BITS, SHARD_ROWS};
 pub use snapshot::{ShardSnapshot, Snapshot, TableSnapshot};
 pub use state::WriteSummary;
-pub use value::{Batch, Change, Row, Upsert, Value, WriteOp};
+pub use value::{write_cell, Batch, Change, Row, Upsert, Value, WriteOp};
 
 use crate::storage::fs;
 use crate::storage::schema::TableSchema;
@@ -149,7 +149,7 @@ impl Database {
             .write(true)
             .open(&lock_path)
             .map_err(|e| crate::storage::StorageError::io(&lock_path, e))?;
-        if lock.try_lock().is_err() {
+        if !acquire_lock(&lock) {
             return Err(Error::Locked { dir });
         }
         let (manifest, created) = recovery::load_manifest(&dir, true)?;
@@ -331,6 +331,23 @@ pub fn load_part_for_fuzzing(path: &Path) -> Result<()> {
         shard.image(row)?;
     }
     Ok(())
+}
+
+/// Takes the data directory's LOCK. A lock can stay held for a moment
+/// after its holder closed it: a child process another thread is starting
+/// holds a copy of every descriptor between fork and exec. So a refused
+/// lock is tried again for up to about 100 ms before the directory counts
+/// as in use.
+fn acquire_lock(lock: &File) -> bool {
+    for attempt in 0..10 {
+        if lock.try_lock().is_ok() {
+            return true;
+        }
+        if attempt < 9 {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+    false
 }
 
 /// Builds every table's key filter (see `KeyIndex::fill_filter`).

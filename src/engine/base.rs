@@ -89,6 +89,11 @@ impl BasePart {
         self.keys.key_of(self.key_bytes(), local)
     }
 
+    /// The bytes of local row `local`'s id (UTF-8, checked at open).
+    pub fn id_bytes(&self, local: u32) -> Option<&[u8]> {
+        self.keys.key_bytes(self.key_bytes(), local)
+    }
+
     /// Number of keys in the part.
     pub fn key_count(&self) -> usize {
         self.fingerprints().count()

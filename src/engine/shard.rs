@@ -130,6 +130,28 @@ impl ShardState {
         }
     }
 
+    /// [`ShardState::key`] as borrowed UTF-8 bytes (no copy, no re-check).
+    pub fn key_bytes(&self, row: u32) -> Result<Option<&[u8]>> {
+        let local = local_of(row);
+        if let Some(entry) = self.overlay.get(local) {
+            return Ok(entry.image.as_ref().map(|img| img.key.as_bytes()));
+        }
+        if !self.live.contains(row) {
+            return Ok(None);
+        }
+        let Some(base) = &self.base else {
+            return Ok(None);
+        };
+        match base.id_bytes(local) {
+            Some(k) => Ok(Some(k)),
+            None => Err(StorageError::corrupted(
+                base.path(),
+                0,
+                format!("live row {local} has no key"),
+            )),
+        }
+    }
+
     /// Makes `new` the image of `row` (which was `old`), at `lsn`.
     pub fn put(&mut self, row: u32, old: Option<&RowImage>, new: Arc<RowImage>, lsn: u64) {
         for (c, index) in self.columns.iter_mut().enumerate() {

@@ -216,6 +216,11 @@ impl ShardSnapshot {
         Ok(self.shard.key(row)?)
     }
 
+    /// The id of `row` as borrowed UTF-8 bytes, if it exists (no copy).
+    pub fn id_bytes(&self, row: u32) -> Result<Option<&[u8]>> {
+        Ok(self.shard.key_bytes(row)?)
+    }
+
     /// The whole profile at global row `row`, if it exists.
     pub fn row(&self, row: u32) -> Result<Option<Row>> {
         let Some(image) = self.shard.image(row)? else {

@@ -6,6 +6,8 @@
 //! with the columns it names (others NULL); of a known id it changes only the
 //! columns it names.
 
+use crate::storage::columnar::RowsEncoder;
+use crate::storage::schema::ColumnType;
 use std::fmt;
 
 /// One cell value.
@@ -54,6 +56,20 @@ impl fmt::Display for Value {
             Value::Float(v) => write!(f, "{v}"),
             Value::Bool(v) => write!(f, "{v}"),
         }
+    }
+}
+
+/// Writes `value` as cell `c` of a column of type `ty` (a value of another
+/// type is written as NULL).
+pub fn write_cell(e: &mut RowsEncoder, c: usize, ty: ColumnType, value: Option<&Value>) {
+    match (ty, value) {
+        (ColumnType::Text, Some(Value::Text(s))) => e.text(c, s),
+        (ColumnType::TextSet, Some(Value::Set(tags))) => e.set(c, tags.iter().map(String::as_str)),
+        (ColumnType::Int, Some(Value::Int(v)))
+        | (ColumnType::Timestamp, Some(Value::Timestamp(v) | Value::Int(v))) => e.int(c, *v),
+        (ColumnType::Float, Some(Value::Float(v))) => e.float(c, *v),
+        (ColumnType::Bool, Some(Value::Bool(v))) => e.bool(c, *v),
+        _ => e.null(c),
     }
 }
 

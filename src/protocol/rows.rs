@@ -4,7 +4,7 @@
 //! Invariant: decoding checks every count against the bytes present before
 //! allocating for it, so a forged count cannot exhaust memory.
 
-use crate::engine::Value;
+use crate::engine::{write_cell, Value};
 use crate::storage::columnar::{parse_rows, ColumnView, RowsEncoder};
 use crate::storage::schema::ColumnType;
 
@@ -13,19 +13,7 @@ pub fn encode_rows(types: &[ColumnType], rows: &[Vec<Value>]) -> Vec<u8> {
     let mut e = RowsEncoder::new(types.len());
     for row in rows {
         for (c, ty) in types.iter().enumerate() {
-            match (ty, row.get(c)) {
-                (ColumnType::Text, Some(Value::Text(s))) => e.text(c, s),
-                (ColumnType::TextSet, Some(Value::Set(tags))) => {
-                    e.set(c, tags.iter().map(String::as_str))
-                }
-                (ColumnType::Int, Some(Value::Int(v)))
-                | (ColumnType::Timestamp, Some(Value::Timestamp(v) | Value::Int(v))) => {
-                    e.int(c, *v)
-                }
-                (ColumnType::Float, Some(Value::Float(v))) => e.float(c, *v),
-                (ColumnType::Bool, Some(Value::Bool(v))) => e.bool(c, *v),
-                _ => e.null(c),
-            }
+            write_cell(&mut e, c, *ty, row.get(c));
         }
     }
     e.finish()

@@ -8,8 +8,10 @@ use super::exec::{
     aggregate, count, eval, per_shard, read_fields, resolve_keys, AggState, Resolved,
 };
 use super::group::{finish, group_shard, merge, Groups};
-use super::output::{Output, Rows};
-use crate::engine::{ShardSnapshot, Snapshot, TableSnapshot, Value};
+use super::output::{Output, RowSource, Rows};
+use crate::engine::{write_cell, ShardSnapshot, Snapshot, TableSnapshot, Value};
+use crate::storage::columnar::RowsEncoder;
+use crate::storage::schema::ColumnType;
 use roaring::RoaringBitmap;
 
 /// The rows of `shard` the filter selects (all live rows without one).
@@ -94,24 +96,19 @@ struct RowStream {
     done: bool,
 }
 
-impl Iterator for RowStream {
-    type Item = QueryResult<Vec<Value>>;
-
-    fn next(&mut self) -> Option<Self::Item> {
+impl RowStream {
+    /// The next selected row; the shard it is in is `self.current`.
+    fn advance(&mut self) -> Option<QueryResult<u32>> {
         loop {
             if self.done || self.remaining == Some(0) {
                 return None;
             }
-            if let Some((shard, rows)) = &mut self.current {
+            if let Some((_, rows)) = &mut self.current {
                 if let Some(row) = rows.next() {
                     if let Some(n) = &mut self.remaining {
                         *n -= 1;
                     }
-                    let result = read_fields(shard, row, &self.fields);
-                    if result.is_err() {
-                        self.done = true;
-                    }
-                    return Some(result);
+                    return Some(Ok(row));
                 }
             }
             let shard = self.table.shard(self.next_shard)?;
@@ -124,6 +121,67 @@ impl Iterator for RowStream {
                 }
             }
         }
+    }
+
+    /// Ends the stream on an error.
+    fn fail<T>(&mut self, e: impl Into<super::error::QueryError>) -> QueryResult<T> {
+        self.done = true;
+        Err(e.into())
+    }
+}
+
+impl Iterator for RowStream {
+    type Item = QueryResult<Vec<Value>>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let row = match self.advance()? {
+            Ok(row) => row,
+            Err(e) => return Some(Err(e)),
+        };
+        let (shard, _) = self.current.as_ref()?;
+        let result = read_fields(shard, row, &self.fields);
+        if result.is_err() {
+            self.done = true;
+        }
+        Some(result)
+    }
+}
+
+impl RowSource for RowStream {
+    /// Writes ids straight from the parts' bytes and other fields as values:
+    /// no row of values and no id string per row.
+    fn encode_next(
+        &mut self,
+        max: usize,
+        types: &[ColumnType],
+        out: &mut RowsEncoder,
+    ) -> QueryResult<usize> {
+        let mut n = 0;
+        while n < max {
+            let row = match self.advance() {
+                None => break,
+                Some(Ok(row)) => row,
+                Some(Err(e)) => return self.fail(e),
+            };
+            let Some((shard, _)) = self.current.as_ref() else {
+                break;
+            };
+            for (c, field) in self.fields.iter().enumerate() {
+                match field {
+                    Field::Id => match shard.id_bytes(row) {
+                        Ok(Some(id)) => out.text_bytes(c, id),
+                        Ok(None) => out.null(c),
+                        Err(e) => return self.fail(e),
+                    },
+                    Field::Column(col) => match shard.value(*col, row) {
+                        Ok(v) => write_cell(out, c, types[c], Some(&v)),
+                        Err(e) => return self.fail(e),
+                    },
+                }
+            }
+            n += 1;
+        }
+        Ok(n)
     }
 }
 

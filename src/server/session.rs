@@ -14,8 +14,8 @@ use crate::engine::Error as EngineError;
 use crate::protocol::codes;
 use crate::protocol::frame::{encode_frame, parse_header, Frame, FrameError};
 use crate::protocol::message::{ColumnInfo, Message, PROTOCOL_VERSION};
-use crate::protocol::rows::encode_rows;
 use crate::query::{parse, Output, QueryError};
+use crate::storage::columnar::RowsEncoder;
 use crate::storage::schema::ColumnType;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, Ordering};
@@ -588,8 +588,7 @@ fn execute_request(
                     return;
                 }
             }
-            Output::Rows(rows) => {
-                let types: Vec<_> = rows.columns.iter().map(|c| c.ty).collect();
+            Output::Rows(mut rows) => {
                 let columns = rows
                     .columns
                     .iter()
@@ -604,32 +603,27 @@ fn execute_request(
                 }) {
                     return;
                 }
-                let mut batch = Vec::with_capacity(batch_rows.min(4096));
                 let mut total = 0u64;
-                for row in rows {
-                    match row {
-                        Ok(r) => batch.push(r),
-                        Err(e) => {
-                            send(error_message(&e));
-                            break 'statements;
-                        }
-                    }
-                    if batch.len() >= batch_rows {
+                loop {
+                    if total > 0 {
                         if let Some(m) = stopped(flag) {
                             send(m);
                             break 'statements;
                         }
-                        total += batch.len() as u64;
-                        if !send(Message::RowBatch(encode_rows(&types, &batch))) {
-                            return;
-                        }
-                        batch.clear();
                     }
-                }
-                if !batch.is_empty() {
-                    total += batch.len() as u64;
-                    if !send(Message::RowBatch(encode_rows(&types, &batch))) {
-                        return;
+                    let mut batch = RowsEncoder::new(rows.columns.len());
+                    match rows.encode_next(batch_rows, &mut batch) {
+                        Ok(0) => break,
+                        Ok(n) => {
+                            total += n as u64;
+                            if !send(Message::RowBatch(batch.finish())) {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            send(error_message(&e));
+                            break 'statements;
+                        }
                     }
                 }
                 if !send(Message::Complete {

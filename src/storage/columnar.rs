@@ -221,6 +221,13 @@ impl RowsEncoder {
     pub fn text(&mut self, c: usize, v: &str) {
         self.cell(c, false).str(v);
     }
+    /// A TEXT cell from bytes the caller knows to be UTF-8 (an id read
+    /// from a part, validated when the part was opened): no re-check.
+    pub fn text_bytes(&mut self, c: usize, v: &[u8]) {
+        let w = self.cell(c, false);
+        w.u32(v.len() as u32);
+        w.bytes(v);
+    }
     pub fn set<'t>(&mut self, c: usize, tags: impl ExactSizeIterator<Item = &'t str>) {
         let w = self.cell(c, false);
         w.u32(tags.len() as u32);

@@ -115,6 +115,22 @@ fn coerce(column: &str, ty: ColumnType, value: Value) -> Result<Value> {
     })
 }
 
+/// The position of the column a write names; the key column cannot be set.
+fn settable_column(schema: &TableSchema, name: &str) -> Result<usize> {
+    schema.column_index(name).ok_or_else(|| {
+        if name.eq_ignore_ascii_case(&schema.key_column) {
+            Error::InvalidWrite(format!(
+                "the primary key {name} is the profile id and cannot be set as a column"
+            ))
+        } else {
+            Error::ColumnNotFound {
+                table: schema.name.clone(),
+                column: name.to_string(),
+            }
+        }
+    })
+}
+
 /// Checks a batch against `schema` and resolves it into the logged form.
 pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedOp>> {
     let mut ops = Vec::with_capacity(batch.ops.len());
@@ -129,18 +145,7 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
                 check_id(&id)?;
                 let mut resolved = Vec::with_capacity(changes.len());
                 for (name, change) in changes {
-                    let index = schema.column_index(&name).ok_or_else(|| {
-                        if name.eq_ignore_ascii_case(&schema.key_column) {
-                            Error::InvalidWrite(format!(
-                                "the primary key {name} is the profile id and cannot be set as a column"
-                            ))
-                        } else {
-                            Error::ColumnNotFound {
-                                table: schema.name.clone(),
-                                column: name.clone(),
-                            }
-                        }
-                    })?;
+                    let index = settable_column(schema, &name)?;
                     let column = &schema.columns[index];
                     let change = match change {
                         Change::Set(v) => Change::Set(coerce(&column.name, column.ty, v)?),
@@ -176,18 +181,7 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
 pub fn resolve_rows(schema: &TableSchema, batch: &RowsBatch) -> Result<Vec<u16>> {
     let mut positions = Vec::with_capacity(batch.columns().len());
     for (name, ty) in batch.columns() {
-        let index = schema.column_index(name).ok_or_else(|| {
-            if name.eq_ignore_ascii_case(&schema.key_column) {
-                Error::InvalidWrite(format!(
-                    "the primary key {name} is the profile id and cannot be set as a column"
-                ))
-            } else {
-                Error::ColumnNotFound {
-                    table: schema.name.clone(),
-                    column: name.clone(),
-                }
-            }
-        })?;
+        let index = settable_column(schema, name)?;
         let column = &schema.columns[index];
         if !same_encoding(column.ty, *ty) {
             return Err(Error::InvalidWrite(format!(

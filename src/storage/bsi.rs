@@ -513,4 +513,63 @@ mod tests {
         let slice: RoaringBitmap = [2u32].into_iter().collect();
         assert!(Bsi::from_parts(exists, 0, vec![slice]).is_err());
     }
+
+    #[test]
+    fn ranges_within_filters_of_every_density_agree_with_a_scan() {
+        // 20,000 rows with values in [-50, 200), some without a value;
+        // filters from every row to one row in 5,000.
+        let mut bsi = Bsi::new();
+        let value = |r: u32| (r.wrapping_mul(2_654_435_761) % 250) as i64 - 50;
+        for r in 0..20_000u32 {
+            if r % 7 != 3 {
+                bsi.set(r, value(r));
+            }
+        }
+        for step in [1u32, 3, 17, 40, 200, 5_000] {
+            let filter: RoaringBitmap = (0..20_000u32).step_by(step as usize).collect();
+            let has = |r: u32| r % 7 != 3;
+            for (lo, hi) in [(-50, 199), (0, 0), (10, 60), (-100, -51), (150, 400)] {
+                let want: RoaringBitmap = filter
+                    .iter()
+                    .filter(|r| has(*r) && (lo..=hi).contains(&value(*r)))
+                    .collect();
+                assert_eq!(
+                    bsi.between(lo, hi, Some(&filter)),
+                    want,
+                    "step {step} {lo}..={hi}"
+                );
+            }
+            for op in [
+                Comparison::Lt,
+                Comparison::Le,
+                Comparison::Eq,
+                Comparison::Ne,
+                Comparison::Ge,
+                Comparison::Gt,
+            ] {
+                for v in [-60, -50, 0, 77, 199, 300] {
+                    let want: RoaringBitmap = filter
+                        .iter()
+                        .filter(|r| has(*r))
+                        .filter(|r| {
+                            let x = value(*r);
+                            match op {
+                                Comparison::Lt => x < v,
+                                Comparison::Le => x <= v,
+                                Comparison::Eq => x == v,
+                                Comparison::Ne => x != v,
+                                Comparison::Ge => x >= v,
+                                Comparison::Gt => x > v,
+                            }
+                        })
+                        .collect();
+                    assert_eq!(
+                        bsi.compare(op, v, Some(&filter)),
+                        want,
+                        "step {step} {op:?} {v}"
+                    );
+                }
+            }
+        }
+    }
 }

@@ -221,7 +221,20 @@ fn render(
                 .iter()
                 .filter(|p| !matches!(p, Pred::Not(_)))
                 .collect();
-            positives.sort_by_key(|p| (class(p), estimate(p, table, total)));
+            // As the executor orders them (`exec::and_order`): by cost class,
+            // then by size only for direct bitmaps (class 1); other steps keep
+            // their written order.
+            positives.sort_by_key(|p| {
+                let c = class(p);
+                (
+                    c,
+                    if c == 1 {
+                        estimate(p, table, total)
+                    } else {
+                        u64::MAX
+                    },
+                )
+            });
             for (i, p) in positives.iter().enumerate() {
                 render(p, table, total, depth + 1, &format!("{}. ", i + 1), out);
             }

@@ -3,7 +3,7 @@
 //! benches/support (the shape of gen_profiles.py).
 //!
 //! `COHORT_QUERY_PROFILES` (default 10,000,000) sets the size. The database is
-//! built once into `target/bench-data/queries-<N>` and reused by later runs.
+//! built once into `target/bench-data/queries-exact-<N>` and reused by later runs.
 //! Every answer is checked against a direct computation from the generated
 //! profiles before anything is timed; a wrong answer aborts the bench.
 //!
@@ -108,8 +108,8 @@ fn expected(n: u64) -> Expected {
 }
 
 fn open_loaded(n: u64) -> Database {
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(format!("target/bench-data/queries-{n}"));
+    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("target/bench-data/queries-exact-{n}"));
     let options = Options {
         durability: Durability::Off,
         ..Options::default()

@@ -1,45 +1,23 @@
-//! Shared by the benchmarks: a deterministic Rust generator of the synthetic
-//! audience of `../shared/bench/gen_profiles.py` (same shape and
-//! distributions, not byte-identical), the `profiles` schema, and helpers to
-//! turn generated profiles into write batches.
+//! Shared by the benchmarks: the synthetic audience of
+//! `../shared/bench/gen_profiles.py`, from the crate's exact generator
+//! (`cohortdb::bench::audience`: the same profiles as the Python CSV for a
+//! seed), cut into chunks of [`CHUNK_ROWS`] for writer threads, the
+//! `profiles` schema, and helpers to turn profiles into write batches.
 //!
-//! Determinism: rows are generated in chunks of [`CHUNK_ROWS`]; chunk `c` is
-//! drawn from `StdRng::seed_from_u64(mix(seed, c))`, so any chunk can be made
-//! on its own (writer threads generate chunks in parallel) and the first `M`
-//! rows of an `N`-row set equal the `M`-row set.
+//! Determinism: chunk `c` holds rows `c * CHUNK_ROWS ..`; each is cut from
+//! the generator's 2^20-row block that holds it (kept per thread, so a
+//! thread walking chunks in order generates each block once).
 //!
-//! Shape (per profile):
-//! - `id`: `u<row>`.
-//! - `country`: one of the 50 codes of gen_profiles.py, Zipf(1.0) over that order.
-//! - `gender`: f / m / u with probability 0.48 / 0.48 / 0.04.
-//! - `age`: `13 + round(77 * Beta(2, 4))`; Beta(2, 4) is the 2nd smallest of 5 uniforms.
-//! - `interests`: `min(Poisson(6), 20)` distinct tags, Zipf(1.0) over `i0001..i1000`,
-//!   drawn without replacement, ascending.
-//! - `last_seen`: uniform in `[NOW - 90 days, NOW)`, NOW = 1793491200.
-//! - `ltv`: lognormal(3, 1) rounded to cents.
-//! - `consent`: true with probability 0.8.
+//! Shape (per profile): see gen_profiles.py; `id` is `u<row>`.
 
 #![allow(dead_code)] // each bench uses a different part of this module
 
+use cohortdb::bench::audience::{Block, BLOCK};
+pub use cohortdb::bench::audience::{COUNTRIES, GENDERS, N_TAGS};
 use cohortdb::{Batch, ColumnType, TableSchema, Value};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 use std::sync::OnceLock;
 
-pub const COUNTRIES: [&str; 50] = [
-    "US", "GB", "DE", "FR", "IN", "BR", "JP", "IT", "ES", "NL", "CA", "AU", "MX", "KR", "PL", "SE",
-    "BE", "CH", "TR", "ID", "AR", "AT", "NO", "DK", "FI", "IE", "PT", "CZ", "RO", "HU", "GR", "IL",
-    "ZA", "NG", "EG", "SA", "AE", "SG", "MY", "TH", "VN", "PH", "NZ", "CL", "CO", "PE", "UA", "KE",
-    "MA", "PK",
-];
-pub const GENDERS: [&str; 3] = ["f", "m", "u"];
-pub const N_TAGS: usize = 1000;
-pub const MEAN_INTERESTS: f64 = 6.0;
-pub const MAX_INTERESTS: usize = 20;
-/// 2026-11-01T00:00:00Z.
-pub const NOW: i64 = 1_793_491_200;
-pub const WINDOW: i64 = 90 * 86_400;
-/// Rows per independently seeded chunk (also the benchmarks' write batch size).
+/// Rows per chunk (also the benchmarks' write batch size).
 pub const CHUNK_ROWS: u64 = 10_000;
 /// The seed the benchmarks use.
 pub const SEED: u64 = 42;
@@ -76,69 +54,6 @@ pub fn tag_index(name: &str) -> usize {
     name[1..].parse::<usize>().expect("tag name") - 1
 }
 
-fn zipf_cdf(k: usize, s: f64) -> Vec<f64> {
-    let w: Vec<f64> = (1..=k).map(|r| 1.0 / (r as f64).powf(s)).collect();
-    let total: f64 = w.iter().sum();
-    let mut acc = 0.0;
-    let mut c: Vec<f64> = w
-        .iter()
-        .map(|x| {
-            acc += x / total;
-            acc
-        })
-        .collect();
-    c[k - 1] = 1.0;
-    c
-}
-
-struct Tables {
-    tag_cdf: Vec<f64>,
-    country_cdf: Vec<f64>,
-}
-
-fn tables() -> &'static Tables {
-    static T: OnceLock<Tables> = OnceLock::new();
-    T.get_or_init(|| Tables {
-        tag_cdf: zipf_cdf(N_TAGS, 1.0),
-        country_cdf: zipf_cdf(COUNTRIES.len(), 1.0),
-    })
-}
-
-/// Index drawn from a CDF (numpy `searchsorted(side="right")` of a uniform).
-fn draw(rng: &mut StdRng, cdf: &[f64]) -> usize {
-    let u: f64 = rng.random();
-    cdf.partition_point(|&c| c <= u).min(cdf.len() - 1)
-}
-
-fn poisson(rng: &mut StdRng, lambda: f64) -> usize {
-    // Knuth: fine for a small mean.
-    let limit = (-lambda).exp();
-    let mut k = 0;
-    let mut p: f64 = rng.random();
-    while p > limit {
-        k += 1;
-        p *= rng.random::<f64>();
-    }
-    k
-}
-
-fn standard_normal(rng: &mut StdRng) -> f64 {
-    // Box-Muller; 1 - u keeps the log argument in (0, 1].
-    let u1: f64 = 1.0 - rng.random::<f64>();
-    let u2: f64 = rng.random();
-    (-2.0 * u1.ln()).sqrt() * (std::f64::consts::TAU * u2).cos()
-}
-
-/// Beta(2, 4): the 2nd smallest of 5 uniforms.
-fn beta_2_4(rng: &mut StdRng) -> f64 {
-    let mut u = [0f64; 5];
-    for x in u.iter_mut() {
-        *x = rng.random();
-    }
-    u.sort_unstable_by(f64::total_cmp);
-    u[1]
-}
-
 /// One generated profile.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Profile {
@@ -162,60 +77,47 @@ impl Profile {
     }
 }
 
-fn chunk_seed(seed: u64, chunk: u64) -> u64 {
-    // splitmix64 of (seed, chunk): unrelated streams for neighbouring chunks.
-    let mut z = seed
-        .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-        .wrapping_add(chunk.wrapping_add(1).wrapping_mul(0xBF58_476D_1CE4_E5B9));
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
+thread_local! {
+    /// The last generator block this thread made: (seed, block number, block).
+    static LAST_BLOCK: std::cell::RefCell<Option<(u64, u64, std::rc::Rc<Block>)>> =
+        const { std::cell::RefCell::new(None) };
 }
 
-/// The profiles of chunk `chunk` (rows `chunk * CHUNK_ROWS ..`), cut to `rows`
-/// (a whole chunk is always drawn, so a short set is a prefix of a long one).
-pub fn chunk(seed: u64, chunk: u64, rows: usize) -> Vec<Profile> {
-    let t = tables();
-    let mut rng = StdRng::seed_from_u64(chunk_seed(seed, chunk));
-    let first = chunk * CHUNK_ROWS;
-    let mut out = Vec::with_capacity(CHUNK_ROWS as usize);
-    for i in 0..CHUNK_ROWS {
-        let country = draw(&mut rng, &t.country_cdf);
-        let g: f64 = rng.random();
-        let gender = if g < 0.48 {
-            0
-        } else if g < 0.96 {
-            1
-        } else {
-            2
-        };
-        let age = 13 + (77.0 * beta_2_4(&mut rng)).round() as i64;
-        let k = poisson(&mut rng, MEAN_INTERESTS).min(MAX_INTERESTS);
-        let mut interests: Vec<u16> = Vec::with_capacity(k);
-        while interests.len() < k {
-            let tag = draw(&mut rng, &t.tag_cdf) as u16;
-            if !interests.contains(&tag) {
-                interests.push(tag);
+/// Generator block `b` for `seed`, reusing this thread's last one.
+fn block(seed: u64, b: u64) -> std::rc::Rc<Block> {
+    LAST_BLOCK.with(|cell| {
+        if let Some((s, n, block)) = cell.borrow().as_ref() {
+            if *s == seed && *n == b {
+                return block.clone();
             }
         }
-        interests.sort_unstable();
-        let last_seen = NOW - WINDOW + rng.random_range(0..WINDOW);
-        let ltv = (3.0 + standard_normal(&mut rng)).exp();
-        let ltv_cents = (ltv * 100.0).round() as i64;
-        let consent = rng.random::<f64>() < 0.8;
-        out.push(Profile {
-            row: first + i,
-            country,
-            gender,
-            age,
-            interests,
-            last_seen,
-            ltv_cents,
-            consent,
-        });
-    }
-    out.truncate(rows);
-    out
+        let made = std::rc::Rc::new(Block::generate(seed, b).expect("generate a block"));
+        *cell.borrow_mut() = Some((seed, b, made.clone()));
+        made
+    })
+}
+
+/// The profiles of chunk `chunk` (rows `chunk * CHUNK_ROWS ..`), cut to `rows`.
+pub fn chunk(seed: u64, chunk: u64, rows: usize) -> Vec<Profile> {
+    let first = chunk * CHUNK_ROWS;
+    let b = first / BLOCK as u64;
+    let block = block(seed, b);
+    let lo = (first - b * BLOCK as u64) as usize;
+    (lo..(lo + rows).min(block.len()))
+        .map(|i| {
+            let p = block.profile(i);
+            Profile {
+                row: p.row,
+                country: usize::from(p.country),
+                gender: usize::from(p.gender),
+                age: i64::from(p.age),
+                interests: p.tags.to_vec(),
+                last_seen: p.last_seen,
+                ltv_cents: p.ltv_cents,
+                consent: p.consent,
+            }
+        })
+        .collect()
 }
 
 /// Number of chunks covering `n` profiles.

@@ -5,8 +5,8 @@
 //! Invariants: the keys view was validated at open; a block decode failure
 //! is reported as corruption of this file with its offset.
 
-use super::cell::Cell;
-use crate::storage::block::{decode_block, BlockValues, BLOCK_ROWS, NULL_ID};
+use super::cell::{block_cell, Cell, CellRef};
+use crate::storage::block::{decode_block, BlockValues, BLOCK_ROWS};
 use crate::storage::error::{Result, StorageError};
 use crate::storage::keys::KeyTableView;
 use crate::storage::part::{PartReader, SectionKind};
@@ -158,44 +158,15 @@ impl BasePart {
     ) -> Result<Cell> {
         let block = self.block(column, local / BLOCK_ROWS)?;
         let i = (local % BLOCK_ROWS) as usize;
-        let bad = || {
-            StorageError::corrupted(
-                self.path(),
-                0,
-                format!("row {local} of column {column} is outside its block"),
-            )
-        };
-        Ok(match block.as_ref() {
-            BlockValues::Text(ids) => match *ids.get(i).ok_or_else(bad)? {
-                NULL_ID => Cell::Null,
-                id => Cell::Text(id),
-            },
-            BlockValues::Set { .. } => match block.set_at(i) {
-                None => Cell::Null,
-                Some(ids) => Cell::Set(ids.into()),
-            },
-            BlockValues::Int(vs) => {
-                let v = *vs.get(i).ok_or_else(bad)?;
-                if exists.contains(row) {
-                    Cell::Int(v)
-                } else {
-                    Cell::Null
-                }
-            }
-            BlockValues::Float(vs) => {
-                let v = *vs.get(i).ok_or_else(bad)?;
-                if exists.contains(row) {
-                    Cell::Float(v)
-                } else {
-                    Cell::Null
-                }
-            }
-            BlockValues::Bool(vs) => match *vs.get(i).ok_or_else(bad)? {
-                0 => Cell::Bool(false),
-                1 => Cell::Bool(true),
-                _ => Cell::Null,
-            },
-        })
+        block_cell(&block, i, || exists.contains(row))
+            .map(CellRef::to_cell)
+            .ok_or_else(|| {
+                StorageError::corrupted(
+                    self.path(),
+                    0,
+                    format!("row {local} of column {column} is outside its block"),
+                )
+            })
     }
 
     /// Decodes every block of every column (used by `cohortdb check`).

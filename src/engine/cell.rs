@@ -8,6 +8,7 @@
 //! into chunks of 4096 rows behind `Arc`s so that a writer copies only the
 //! chunks a live snapshot still shares.
 
+use crate::storage::block::{BlockValues, NULL_ID};
 use std::sync::Arc;
 
 /// One stored value, as the shard keeps it.
@@ -19,6 +20,88 @@ pub enum Cell {
     Int(i64),
     Float(f64),
     Bool(bool),
+}
+
+impl Cell {
+    pub fn as_ref(&self) -> CellRef<'_> {
+        match self {
+            Cell::Null => CellRef::Null,
+            Cell::Text(id) => CellRef::Text(*id),
+            Cell::Set(ids) => CellRef::Set(ids),
+            Cell::Int(v) => CellRef::Int(*v),
+            Cell::Float(v) => CellRef::Float(*v),
+            Cell::Bool(v) => CellRef::Bool(*v),
+        }
+    }
+}
+
+/// A [`Cell`] borrowed from where it is stored (an image, a tail or a base block).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CellRef<'a> {
+    Null,
+    Text(u32),
+    Set(&'a [u32]),
+    Int(i64),
+    Float(f64),
+    Bool(bool),
+}
+
+impl CellRef<'_> {
+    pub fn to_cell(self) -> Cell {
+        match self {
+            CellRef::Null => Cell::Null,
+            CellRef::Text(id) => Cell::Text(id),
+            CellRef::Set(ids) => Cell::Set(ids.into()),
+            CellRef::Int(v) => Cell::Int(v),
+            CellRef::Float(v) => Cell::Float(v),
+            CellRef::Bool(v) => Cell::Bool(v),
+        }
+    }
+
+    pub fn is_null(self) -> bool {
+        matches!(self, CellRef::Null)
+    }
+}
+
+/// Row `i` of a column block as a cell, or `None` when the block has no row
+/// `i`. INT and FLOAT blocks do not mark NULLs: `present` tells (the row is
+/// in the column's existence bitmap).
+pub fn block_cell(
+    values: &BlockValues,
+    i: usize,
+    present: impl FnOnce() -> bool,
+) -> Option<CellRef<'_>> {
+    Some(match values {
+        BlockValues::Text(ids) => match *ids.get(i)? {
+            NULL_ID => CellRef::Null,
+            id => CellRef::Text(id),
+        },
+        BlockValues::Set { counts, .. } => {
+            counts.get(i)?;
+            values.set_at(i).map_or(CellRef::Null, CellRef::Set)
+        }
+        BlockValues::Int(vs) => {
+            let v = *vs.get(i)?;
+            if present() {
+                CellRef::Int(v)
+            } else {
+                CellRef::Null
+            }
+        }
+        BlockValues::Float(vs) => {
+            let v = *vs.get(i)?;
+            if present() {
+                CellRef::Float(v)
+            } else {
+                CellRef::Null
+            }
+        }
+        BlockValues::Bool(vs) => match *vs.get(i)? {
+            0 => CellRef::Bool(false),
+            1 => CellRef::Bool(true),
+            _ => CellRef::Null,
+        },
+    })
 }
 
 /// A whole row: its external id and one cell per non-key column.
@@ -64,6 +147,20 @@ impl Overlay {
             self.entries += 1;
         }
         *slot = Some(entry);
+    }
+
+    /// True when a row in `start..end` (local ids) may have an entry.
+    pub fn has_entries_in(&self, start: u32, end: u32) -> bool {
+        if start >= end {
+            return false;
+        }
+        let first = (start >> CHUNK_BITS) as usize;
+        let last = ((end - 1) >> CHUNK_BITS) as usize;
+        self.chunks
+            .iter()
+            .take(last + 1)
+            .skip(first)
+            .any(Option::is_some)
     }
 
     /// Number of changed rows.

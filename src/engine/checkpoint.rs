@@ -7,8 +7,8 @@
 //! a part for every dirty shard of the snapshot, then re-open each to verify
 //! it; (3) write the manifest (temp file, fsync, rename, fsync directory);
 //! (4) with writers paused, install the new parts in the live state (overlay
-//! entries at or below L are dropped: the part has them) and a new key
-//! index; (5) delete WAL segments and part files the manifest no longer needs.
+//! entries at or below L and tail rows below the part's row count are
+//! dropped: the part has them) and a new key index; (5) delete WAL segments and part files the manifest no longer needs.
 //!
 //! Invariants: readers never wait for a checkpoint (they keep reading the
 //! snapshot they hold); a crash at any step leaves either the old manifest
@@ -202,8 +202,9 @@ impl Inner {
             for (number, base) in new_parts {
                 if let Some(shard) = table.shards.get_mut(*number as usize) {
                     let shard = Arc::make_mut(shard);
-                    shard.base = Some(base.clone());
                     shard.overlay.retain_newer_than(lsn);
+                    shard.tail.drop_below(base.row_len());
+                    shard.base = Some(base.clone());
                 }
             }
             table.keys = index;

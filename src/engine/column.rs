@@ -10,7 +10,7 @@
 //! it; `bitmaps.len() == dict.slots()`. Bitmaps hold global row ids and sit
 //! behind `Arc`s, so a writer copies only what a snapshot still shares.
 
-use super::cell::Cell;
+use super::cell::{Cell, CellRef};
 use super::value::Value;
 use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::dictionary::Dictionary;
@@ -116,8 +116,8 @@ impl ColumnIndex {
     /// holding its cell: one append per bitmap when the rows lie above every
     /// indexed row (bulk loading), inserts otherwise. Same result as
     /// [`ColumnIndex::insert`] per row.
-    pub fn append_rows(&mut self, cells: &[(u32, &Cell)]) {
-        let rows_where = |keep: &dyn Fn(&Cell) -> bool| -> Vec<u32> {
+    pub fn append_rows(&mut self, cells: &[(u32, CellRef<'_>)]) {
+        let rows_where = |keep: &dyn Fn(&CellRef<'_>) -> bool| -> Vec<u32> {
             cells
                 .iter()
                 .filter(|(_, c)| keep(c))
@@ -131,8 +131,8 @@ impl ColumnIndex {
                 let mut by_value: Vec<Vec<u32>> = vec![Vec::new(); bitmaps.len()];
                 for (row, cell) in cells {
                     let ids: &[u32] = match cell {
-                        Cell::Text(id) => std::slice::from_ref(id),
-                        Cell::Set(ids) => ids,
+                        CellRef::Text(id) => std::slice::from_ref(id),
+                        CellRef::Set(ids) => ids,
                         _ => &[],
                     };
                     for id in ids {
@@ -146,14 +146,14 @@ impl ColumnIndex {
                         add_rows(Arc::make_mut(&mut bitmaps[id]), rows);
                     }
                 }
-                let present = rows_where(&|c| !matches!(c, Cell::Null));
+                let present = rows_where(&|c| !c.is_null());
                 add_rows(Arc::make_mut(exists), &present);
             }
             ColumnIndex::Int(bsi) => {
                 let values: Vec<(u32, i64)> = cells
                     .iter()
                     .filter_map(|(r, c)| match c {
-                        Cell::Int(v) => Some((*r, *v)),
+                        CellRef::Int(v) => Some((*r, *v)),
                         _ => None,
                     })
                     .collect();
@@ -162,17 +162,17 @@ impl ColumnIndex {
             ColumnIndex::Float { exists } => {
                 add_rows(
                     Arc::make_mut(exists),
-                    &rows_where(&|c| matches!(c, Cell::Float(_))),
+                    &rows_where(&|c| matches!(c, CellRef::Float(_))),
                 );
             }
             ColumnIndex::Bool { exists, trues } => {
                 add_rows(
                     Arc::make_mut(exists),
-                    &rows_where(&|c| matches!(c, Cell::Bool(_))),
+                    &rows_where(&|c| matches!(c, CellRef::Bool(_))),
                 );
                 add_rows(
                     Arc::make_mut(trues),
-                    &rows_where(&|c| matches!(c, Cell::Bool(true))),
+                    &rows_where(&|c| matches!(c, CellRef::Bool(true))),
                 );
             }
         }

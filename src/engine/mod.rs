@@ -27,6 +27,7 @@ mod shard;
 mod snapshot;
 mod state;
 mod table;
+mod tail;
 mod value;
 
 pub use checkpoint::CheckpointStats;

@@ -2,25 +2,31 @@
 //! parallel query work and of checkpointing.
 //!
 //! A shard is its base part (the last checkpoint's file, if any) plus the
-//! overlay of rows changed since, plus the in-memory indexes (live rows and
-//! one [`ColumnIndex`] per column) that always reflect the current state.
+//! tail of rows new since (column-wise, see [`Tail`]), plus the overlay of
+//! rows changed since (row images), plus the in-memory indexes (live rows
+//! and one [`ColumnIndex`] per column) that always reflect the current state.
 //!
 //! Invariants: `live` holds exactly the rows that exist; a row's current image
-//! is its overlay entry if it has one, else its base row; every index agrees
-//! with the current images; all row ids are in `[first_row, first_row + len)`.
+//! is its overlay entry if it has one, else its tail row if the tail holds
+//! it, else its base row; every index agrees with the current images; all
+//! row ids are in `[first_row, first_row + len)`; the tail starts at or
+//! after the base part's last row.
 
 use super::base::BasePart;
-use super::cell::{Cell, Overlay, OverlayEntry, RowImage};
+use super::cell::{block_cell, Cell, CellRef, Overlay, OverlayEntry, RowImage};
 use super::column::ColumnIndex;
+use super::tail::{push_null, Tail};
 use crate::storage::block::{encode_block, BlockValues, SetBlockBuilder, BLOCK_ROWS, NULL_ID};
 use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::codec::ByteWriter;
+use crate::storage::columnar::ColumnView;
 use crate::storage::dictionary::Dictionary;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::keys::encode_keys;
 use crate::storage::part::{PartHeader, PartWriter, SectionKind};
 use crate::storage::schema::ColumnType;
 use roaring::RoaringBitmap;
+use std::borrow::Cow;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -43,6 +49,7 @@ pub struct ShardState {
     pub len: u32,
     pub base: Option<Arc<BasePart>>,
     pub overlay: Overlay,
+    pub tail: Tail,
     pub live: Arc<RoaringBitmap>,
     pub columns: Vec<ColumnIndex>,
 }
@@ -54,6 +61,7 @@ impl ShardState {
             len: 0,
             base: None,
             overlay: Overlay::default(),
+            tail: Tail::default(),
             live: Arc::default(),
             columns: types.iter().map(|t| ColumnIndex::new(*t)).collect(),
         }
@@ -65,7 +73,21 @@ impl ShardState {
 
     /// True when rows changed since the base part was written.
     pub fn is_dirty(&self) -> bool {
-        !self.overlay.is_empty()
+        !self.overlay.is_empty() || !self.tail.is_empty()
+    }
+
+    /// The cell of column `c` at tail row `row` (global), if the tail holds it.
+    fn tail_cell(&self, c: usize, row: u32) -> Option<CellRef<'_>> {
+        let index = self.columns.get(c)?;
+        self.tail
+            .cell(c, local_of(row), || index.exists().contains(row))
+    }
+
+    /// The id of tail row `row` (the tail holds an id for every row it holds).
+    fn tail_key(&self, row: u32) -> &str {
+        let key = self.tail.key(local_of(row));
+        debug_assert!(key.is_some(), "tail row without an id");
+        key.unwrap_or_default()
     }
 
     /// The current image of global row `row`, or `None` when it does not exist.
@@ -76,6 +98,16 @@ impl ShardState {
         }
         if !self.live.contains(row) {
             return Ok(None);
+        }
+        if self.tail.holds(local) {
+            let key = self.tail_key(row);
+            let cells = (0..self.columns.len())
+                .map(|c| self.tail_cell(c, row).map_or(Cell::Null, CellRef::to_cell))
+                .collect();
+            return Ok(Some(Arc::new(RowImage {
+                key: key.into(),
+                cells,
+            })));
         }
         let Some(base) = &self.base else {
             return Ok(None);
@@ -102,6 +134,11 @@ impl ShardState {
         if !self.live.contains(row) {
             return Ok(None);
         }
+        if self.tail.holds(local) {
+            return Ok(Some(
+                self.tail_cell(c, row).map_or(Cell::Null, CellRef::to_cell),
+            ));
+        }
         let (Some(base), Some(index)) = (&self.base, self.columns.get(c)) else {
             return Ok(None);
         };
@@ -116,6 +153,9 @@ impl ShardState {
         }
         if !self.live.contains(row) {
             return Ok(None);
+        }
+        if self.tail.holds(local) {
+            return Ok(Some(self.tail_key(row).to_string()));
         }
         let Some(base) = &self.base else {
             return Ok(None);
@@ -138,6 +178,9 @@ impl ShardState {
         }
         if !self.live.contains(row) {
             return Ok(None);
+        }
+        if self.tail.holds(local) {
+            return Ok(Some(self.tail_key(row).as_bytes()));
         }
         let Some(base) = &self.base else {
             return Ok(None);
@@ -175,31 +218,53 @@ impl ShardState {
         );
     }
 
-    /// Makes `images` the images of rows that did not exist (increasing),
-    /// at `lsn`: [`ShardState::put`] for each, with the indexes updated in
-    /// one pass per column.
-    pub fn put_new(&mut self, images: &[(u32, Arc<RowImage>)], lsn: u64) {
-        let Some(&(last, _)) = images.last() else {
-            return;
-        };
-        let mut cells = Vec::with_capacity(images.len());
-        for (c, index) in self.columns.iter_mut().enumerate() {
-            cells.clear();
-            cells.extend(images.iter().map(|(row, img)| (*row, &img.cells[c])));
-            index.append_rows(&cells);
+    /// Appends profiles new to the table as rows `first_row..` (consecutive,
+    /// all in this shard) to the tail: view row `rows[j]` becomes row
+    /// `first_row + j`, with id `ids[rows[j]]` and, in column `c`, its value
+    /// in `columns[c]` (NULL where that is `None`). The indexes get one
+    /// append per bitmap.
+    pub fn append_new(
+        &mut self,
+        first_row: u32,
+        rows: &[usize],
+        ids: &[Option<&str>],
+        columns: &[Option<&ColumnView<'_>>],
+        types: &[ColumnType],
+    ) {
+        let mut done = 0;
+        while done < rows.len() {
+            let local = local_of(first_row) + done as u32;
+            let block_end = (local / BLOCK_ROWS + 1) * BLOCK_ROWS;
+            let n = ((block_end - local) as usize).min(rows.len() - done);
+            let part = &rows[done..done + n];
+            let part_first = first_row + done as u32;
+            let chunk = self.tail.chunk_for(local, types);
+            for &i in part {
+                chunk.push_key(ids.get(i).copied().flatten().unwrap_or(""));
+            }
+            for (c, index) in self.columns.iter_mut().enumerate() {
+                let view = columns.get(c).copied().flatten();
+                let values = chunk.column_mut(c);
+                let at = values.rows();
+                push_view_values(values, index, view, part);
+                let values = &*values;
+                let cells: Vec<(u32, CellRef<'_>)> = part
+                    .iter()
+                    .enumerate()
+                    .map(|(j, &i)| {
+                        let present = view.is_some_and(|v| !v.is_null(i));
+                        let cell = block_cell(values, at + j, || present).unwrap_or(CellRef::Null);
+                        (part_first + j as u32, cell)
+                    })
+                    .collect();
+                index.append_rows(&cells);
+            }
+            self.tail.appended_to(local + n as u32);
+            done += n;
         }
-        let rows: Vec<u32> = images.iter().map(|(row, _)| *row).collect();
-        add_rows(Arc::make_mut(&mut self.live), &rows);
-        self.len = self.len.max(local_of(last) + 1);
-        for (row, img) in images {
-            self.overlay.set(
-                local_of(*row),
-                OverlayEntry {
-                    lsn,
-                    image: Some(img.clone()),
-                },
-            );
-        }
+        let new_rows: Vec<u32> = (first_row..first_row + rows.len() as u32).collect();
+        add_rows(Arc::make_mut(&mut self.live), &new_rows);
+        self.len = self.len.max(local_of(first_row) + rows.len() as u32);
     }
 
     /// Deletes `row`, whose image was `old`, at `lsn`.
@@ -331,6 +396,7 @@ impl ShardState {
             len: header.row_len,
             base: Some(base),
             overlay: Overlay::default(),
+            tail: Tail::default(),
             live: Arc::new(live),
             columns,
         })
@@ -363,6 +429,7 @@ impl ShardState {
                     image: Some(img), ..
                 }) => &*img.key,
                 Some(OverlayEntry { image: None, .. }) => continue,
+                None if self.tail.holds(local) => self.tail_key(row),
                 None => match self.base.as_ref().and_then(|b| b.key(local)) {
                     Some(k) => k,
                     None => {
@@ -419,36 +486,51 @@ impl ShardState {
             }
             for b in 0..blocks {
                 let values = self.block_values(c, types[c], b)?;
-                w.section(SectionKind::Block, c16, b, &encode_block(&values, compress))?;
+                let values = values.as_ref();
+                w.section(SectionKind::Block, c16, b, &encode_block(values, compress))?;
             }
         }
         w.finish()
     }
 
     /// The current values of block `b` of column `c`: overlay rows from their
-    /// images, the others copied from the base block.
-    fn block_values(&self, c: usize, ty: ColumnType, b: u32) -> Result<BlockValues> {
+    /// images, tail rows from the tail, the others copied from the base
+    /// block. A block the tail holds whole and no overlay row touches is
+    /// borrowed as it is.
+    fn block_values(&self, c: usize, ty: ColumnType, b: u32) -> Result<Cow<'_, BlockValues>> {
         let start = b * BLOCK_ROWS;
         let end = (start + BLOCK_ROWS).min(self.len);
+        if !self.overlay.has_entries_in(start, end) {
+            if let Some(values) = self.tail.whole_block(c, b, end) {
+                return Ok(Cow::Borrowed(values));
+            }
+        }
         let old = match &self.base {
             Some(base) if base.row_len() > start => Some(base.block(c, b)?),
             _ => None,
         };
         let old_len = self.base.as_ref().map_or(0, |b| b.row_len());
-        // The cell of local row `l` if it is in the overlay, else None (use the base).
-        let current = |l: u32| -> Option<Cell> {
-            self.overlay.get(l).map(|e| match &e.image {
-                Some(img) => img.cells[c].clone(),
-                None => Cell::Null,
-            })
+        let first = self.first_row();
+        // The cell of local row `l` if the overlay or the tail has it, else None (use the base).
+        let current = |l: u32| -> Option<CellRef<'_>> {
+            if let Some(e) = self.overlay.get(l) {
+                return Some(match &e.image {
+                    Some(img) => img.cells[c].as_ref(),
+                    None => CellRef::Null,
+                });
+            }
+            if self.tail.holds(l) {
+                return Some(self.tail_cell(c, first + l).unwrap_or(CellRef::Null));
+            }
+            None
         };
         let from_base = |l: u32| l < old_len && old.is_some();
         let i = |l: u32| (l - start) as usize;
-        Ok(match ty {
+        Ok(Cow::Owned(match ty {
             ColumnType::Text => BlockValues::Text(
                 (start..end)
                     .map(|l| match current(l) {
-                        Some(Cell::Text(id)) => id,
+                        Some(CellRef::Text(id)) => id,
                         Some(_) => NULL_ID,
                         None if from_base(l) => match old.as_deref() {
                             Some(BlockValues::Text(ids)) => {
@@ -464,7 +546,7 @@ impl ShardState {
                 let mut builder = SetBlockBuilder::default();
                 for l in start..end {
                     match current(l) {
-                        Some(Cell::Set(ids)) => builder.push(Some(&ids)),
+                        Some(CellRef::Set(ids)) => builder.push(Some(ids)),
                         Some(_) => builder.push(None),
                         None if from_base(l) => {
                             builder.push(old.as_deref().and_then(|o| o.set_at(i(l))))
@@ -478,7 +560,7 @@ impl ShardState {
                 start..end,
                 &current,
                 |cell| match cell {
-                    Cell::Int(v) => Some(v),
+                    CellRef::Int(v) => Some(v),
                     _ => None,
                 },
                 |l| match old.as_deref() {
@@ -491,7 +573,7 @@ impl ShardState {
                 start..end,
                 &current,
                 |cell| match cell {
-                    Cell::Float(v) => Some(v),
+                    CellRef::Float(v) => Some(v),
                     _ => None,
                 },
                 |l| match old.as_deref() {
@@ -504,7 +586,7 @@ impl ShardState {
                 start..end,
                 &current,
                 |cell| match cell {
-                    Cell::Bool(v) => Some(u8::from(v)),
+                    CellRef::Bool(v) => Some(u8::from(v)),
                     _ => None,
                 },
                 |l| match old.as_deref() {
@@ -513,7 +595,65 @@ impl ShardState {
                 },
                 2,
             )),
-        })
+        }))
+    }
+}
+
+/// Pushes the values view rows `rows` hold in one column (`None`: the batch
+/// does not name the column, so NULL) to a tail column, interning text.
+fn push_view_values(
+    values: &mut BlockValues,
+    index: &mut ColumnIndex,
+    view: Option<&ColumnView<'_>>,
+    rows: &[usize],
+) {
+    match (values, view) {
+        (BlockValues::Text(out), Some(ColumnView::Text(src))) => out.extend(
+            rows.iter()
+                .map(|&i| src[i].map_or(NULL_ID, |s| index.intern(s))),
+        ),
+        (
+            BlockValues::Set {
+                counts,
+                starts,
+                ids,
+            },
+            Some(view @ ColumnView::TextSet { sets, .. }),
+        ) => {
+            for &i in rows {
+                starts.push(ids.len() as u32);
+                if sets[i].is_none() {
+                    counts.push(NULL_ID);
+                    continue;
+                }
+                let from = ids.len();
+                ids.extend(view.tags(i).iter().map(|t| index.intern(t)));
+                ids[from..].sort_unstable();
+                let mut kept = from;
+                for r in from..ids.len() {
+                    if r == from || ids[r] != ids[kept - 1] {
+                        ids[kept] = ids[r];
+                        kept += 1;
+                    }
+                }
+                ids.truncate(kept);
+                counts.push((kept - from) as u32);
+            }
+        }
+        (BlockValues::Int(out), Some(ColumnView::Int(src))) => {
+            out.extend(rows.iter().map(|&i| src[i].unwrap_or(0)))
+        }
+        (BlockValues::Float(out), Some(ColumnView::Float(src))) => {
+            out.extend(rows.iter().map(|&i| src[i].unwrap_or(0.0)))
+        }
+        (BlockValues::Bool(out), Some(ColumnView::Bool(src))) => {
+            out.extend(rows.iter().map(|&i| src[i].map_or(2, u8::from)))
+        }
+        (values, view) => {
+            // Records are resolved against the schema, so a named column always fits.
+            debug_assert!(view.is_none(), "view column does not fit its tail column");
+            rows.iter().for_each(|_| push_null(values));
+        }
     }
 }
 
@@ -539,10 +679,10 @@ fn base_cell(base: &BasePart, index: &ColumnIndex, c: usize, row: u32) -> Result
 
 /// One fixed-width block: each row's value from its overlay cell (`current`),
 /// else from the base block (`from_base`), else `null`.
-fn merge_fixed<T: Copy>(
+fn merge_fixed<'a, T: Copy>(
     rows: std::ops::Range<u32>,
-    current: &impl Fn(u32) -> Option<Cell>,
-    of_cell: impl Fn(Cell) -> Option<T>,
+    current: &impl Fn(u32) -> Option<CellRef<'a>>,
+    of_cell: impl Fn(CellRef<'a>) -> Option<T>,
     from_base: impl Fn(u32) -> Option<T>,
     null: T,
 ) -> Vec<T> {

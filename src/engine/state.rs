@@ -264,48 +264,56 @@ fn apply_rows(
         return Err(Error::Internal("rows record without ids".into()));
     };
     let mut before = read_before(table, ids.iter().flatten().copied(), view.rows as u64)?;
+    // The view column of each table column, if the batch names it.
+    let mut by_column: Vec<Option<&ColumnView<'_>>> = vec![None; table.types.len()];
+    for (k, p) in positions.iter().enumerate() {
+        by_column[*p as usize] = view.columns.get(k + 1);
+    }
     // Phase 2 cannot fail. Profiles new to the table get the next row ids,
-    // so runs of them are indexed together (`put_new`); any other row first
-    // flushes the run, so every row sees the indexes as of the rows before it.
-    let mut fresh: Vec<(u32, Arc<RowImage>)> = Vec::new();
-    let flush = |table: &mut TableState, fresh: &mut Vec<(u32, Arc<RowImage>)>| {
-        if let Some(&(row, _)) = fresh.first() {
-            table.shard_mut(row).put_new(fresh, lsn);
+    // so runs of them go to the shard's tail together (`append_new`); any
+    // other row first flushes the run, so every row sees the indexes as of
+    // the rows before it.
+    let types = table.types.clone();
+    let mut fresh: Vec<usize> = Vec::new();
+    let mut fresh_first = 0u32;
+    let flush = |table: &mut TableState, fresh: &mut Vec<usize>, first: u32| {
+        if !fresh.is_empty() {
+            table
+                .shard_mut(first)
+                .append_new(first, fresh, ids, &by_column, &types);
             fresh.clear();
         }
     };
     for (i, id) in ids.iter().flatten().enumerate() {
         let known = before.rows[i].or_else(|| table.keys.lookup_recent(id));
-        let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
-            for (k, p) in positions.iter().enumerate() {
-                let c = *p as usize;
-                cells[c] = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
+        if let Some(row) = known {
+            flush(table, &mut fresh, fresh_first);
+            if let std::collections::hash_map::Entry::Vacant(slot) = before.images.entry(row) {
+                // Given its row earlier in this batch: it is in the tail now.
+                let shard = table.shards.get(shard_of(row) as usize);
+                slot.insert(shard.and_then(|s| s.image(row).ok().flatten()));
             }
-        };
-        if known.is_some() {
-            flush(table, &mut fresh);
+            let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
+                for (k, p) in positions.iter().enumerate() {
+                    let c = *p as usize;
+                    cells[c] = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
+                }
+            };
             upsert_row(table, &mut before, lsn, id, known, false, fill);
             continue;
         }
         let row = table.next_row;
         table.next_row += 1;
         table.keys.insert(id, row);
-        if fresh
-            .first()
-            .is_some_and(|(r, _)| shard_of(*r) != shard_of(row))
-        {
-            flush(table, &mut fresh);
+        if !fresh.is_empty() && shard_of(fresh_first) != shard_of(row) {
+            flush(table, &mut fresh, fresh_first);
         }
-        let mut cells = vec![Cell::Null; table.types.len()];
-        fill(table.shard_mut(row), &mut cells);
-        let image = Arc::new(RowImage {
-            key: (*id).into(),
-            cells: cells.into_boxed_slice(),
-        });
-        before.images.insert(row, Some(image.clone()));
-        fresh.push((row, image));
+        if fresh.is_empty() {
+            fresh_first = row;
+        }
+        fresh.push(i);
     }
-    flush(table, &mut fresh);
+    flush(table, &mut fresh, fresh_first);
     Ok(WriteSummary {
         upserted: view.rows as u64,
         ..WriteSummary::default()

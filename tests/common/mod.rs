@@ -8,6 +8,7 @@ use cohortdb::engine::{Batch, Change, Value, WriteOp};
 use cohortdb::{ColumnType, Database, TableSchema};
 use rand::rngs::StdRng;
 use rand::Rng;
+use roaring::RoaringBitmap;
 use std::collections::{BTreeMap, BTreeSet};
 
 pub const TABLE: &str = "profiles";
@@ -87,7 +88,7 @@ pub const TAGS: &[&str] = &[
     "baking", "tea", "keto", "golf", "cars", "news", "music", "art",
 ];
 
-fn random_value(rng: &mut StdRng, ty: ColumnType) -> Value {
+pub fn random_value(rng: &mut StdRng, ty: ColumnType) -> Value {
     if rng.random_bool(0.1) {
         return Value::Null;
     }
@@ -212,6 +213,10 @@ pub fn assert_matches(db: &Database, model: &Model) {
     let mut seen_ids = BTreeSet::new();
     let mut value_counts: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); schema.columns.len()];
     for shard in table.shards() {
+        // (false rows, true rows) of each BOOL column, built once per shard.
+        let bools: Vec<Option<(RoaringBitmap, RoaringBitmap)>> = (0..schema.columns.len())
+            .map(|c| Some((shard.bool_bitmap(c, false)?, shard.bool_bitmap(c, true)?)))
+            .collect();
         for row in shard.live().iter() {
             let id = shard.id(row).expect("id").expect("live row has an id");
             assert!(seen_ids.insert(id.clone()), "{id} appears twice");
@@ -240,8 +245,9 @@ pub fn assert_matches(db: &Database, model: &Model) {
                         )
                     }
                     (ColumnType::Bool, Value::Bool(b)) => {
-                        assert!(shard.bool_bitmap(c, *b).unwrap().contains(row));
-                        assert!(!shard.bool_bitmap(c, !*b).unwrap().contains(row));
+                        let (falses, trues) = bools[c].as_ref().expect("BOOL bitmaps");
+                        assert_eq!(trues.contains(row), *b, "true rows {id}.{}", col.name);
+                        assert_eq!(falses.contains(row), !*b, "false rows {id}.{}", col.name);
                     }
                     _ => {}
                 }

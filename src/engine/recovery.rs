@@ -112,7 +112,7 @@ pub(crate) fn load_state(dir: &Path, manifest: &Manifest) -> Result<DbState> {
             table.shards[n] = Arc::new(shard);
             bases[n] = Some(base);
         }
-        table.keys = Arc::new(KeyIndex::new(bases, Default::default()));
+        table.keys = Arc::new(KeyIndex::new(bases));
         state
             .tables
             .insert(table_key(&entry.schema.name), Arc::new(table));

@@ -14,7 +14,7 @@ use super::error::{Error, Result};
 use super::record::{check_resolved, Record, ResolvedOp};
 use super::rows::{check_view, payload_types};
 use super::shard::{shard_of, ShardState};
-use super::table::TableState;
+use super::table::{IdHash, TableState};
 use super::value::Change;
 use crate::storage::columnar::{parse_rows, ColumnView};
 use crate::storage::hash::FastMap;
@@ -106,6 +106,8 @@ impl DbState {
 struct Before {
     /// The row each id was given, if any (it may have been deleted since).
     rows: Vec<Option<u32>>,
+    /// The key-index hash of each id.
+    hashes: Vec<IdHash>,
     /// Current images of those rows (`None`: deleted), updated as the write goes.
     images: FastMap<u32, Option<Arc<RowImage>>>,
 }
@@ -121,9 +123,12 @@ fn read_before<'a>(
         return Err(Error::TableFull(table.schema.name.clone()));
     }
     let mut rows = Vec::new();
+    let mut hashes = Vec::new();
     let mut images: FastMap<u32, Option<Arc<RowImage>>> = FastMap::default();
     for id in ids {
-        let row = table.keys.lookup(id);
+        let hash = table.keys.hash(id);
+        hashes.push(hash);
+        let row = table.keys.lookup_hashed(id, hash);
         if let Some(row) = row {
             if let std::collections::hash_map::Entry::Vacant(slot) = images.entry(row) {
                 let image = match table.shards.get(shard_of(row) as usize) {
@@ -135,7 +140,11 @@ fn read_before<'a>(
         }
         rows.push(row);
     }
-    Ok(Before { rows, images })
+    Ok(Before {
+        rows,
+        hashes,
+        images,
+    })
 }
 
 /// Phase 2 for one upsert (cannot fail): finds or gives `id` its row, builds
@@ -285,7 +294,13 @@ fn apply_rows(
         }
     };
     for (i, id) in ids.iter().flatten().enumerate() {
-        let known = before.rows[i].or_else(|| table.keys.lookup_recent(id));
+        // An id new in phase 1 may have been given a row earlier in this batch.
+        let known = before.rows[i].or_else(|| {
+            table
+                .keys
+                .find_or_insert(id, before.hashes[i], table.next_row)
+                .err()
+        });
         if let Some(row) = known {
             flush(table, &mut fresh, fresh_first);
             if let std::collections::hash_map::Entry::Vacant(slot) = before.images.entry(row) {
@@ -302,9 +317,9 @@ fn apply_rows(
             upsert_row(table, &mut before, lsn, id, known, false, fill);
             continue;
         }
+        // `find_or_insert` gave the id this row.
         let row = table.next_row;
         table.next_row += 1;
-        table.keys.insert(id, row);
         if !fresh.is_empty() && shard_of(fresh_first) != shard_of(row) {
             flush(table, &mut fresh, fresh_first);
         }

@@ -17,10 +17,12 @@
 use super::base::BasePart;
 use super::keyfilter::KeyFilter;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
-use crate::storage::hash::FastMap;
+use crate::storage::hash::FastHash;
 use crate::storage::keys::key_hash;
 use crate::storage::schema::{ColumnType, TableSchema};
+use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::RwLock;
+use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Default)]
@@ -34,17 +36,36 @@ pub struct KeyIndex {
     /// part until it is.
     filter: Arc<OnceLock<KeyFilter>>,
     /// Ids given a row since those parts were written.
-    recent: RwLock<FastMap<Box<str>, u32>>,
+    recent: RwLock<HashTable<RecentKey>>,
+    hasher: FastHash,
 }
+
+/// An id given a row since the parts were written, with its [`KeyIndex::hash`].
+#[derive(Debug, Clone)]
+struct RecentKey {
+    hash: u64,
+    key: Box<str>,
+    row: u32,
+}
+
+/// A hash of an id for [`KeyIndex`] lookups, computed once per id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IdHash(u64);
 
 impl KeyIndex {
     /// The index of a table whose shards' parts are `parts`.
-    pub fn new(parts: Vec<Option<Arc<BasePart>>>, recent: FastMap<Box<str>, u32>) -> Self {
+    pub fn new(parts: Vec<Option<Arc<BasePart>>>) -> Self {
         KeyIndex {
             filter: Arc::new(OnceLock::new()),
             parts,
-            recent: RwLock::new(recent),
+            recent: RwLock::default(),
+            hasher: FastHash::default(),
         }
+    }
+
+    /// The hash of `key` the `*_hashed` methods take.
+    pub fn hash(&self, key: &str) -> IdHash {
+        IdHash(self.hasher.hash_one(key))
     }
 
     /// Builds the key filter if it is not built yet.
@@ -62,15 +83,17 @@ impl KeyIndex {
         parts: Vec<Option<Arc<BasePart>>>,
         stay_recent: impl Fn(&str, u32) -> bool,
     ) -> Self {
-        let mut recent = FastMap::default();
+        let old = self.recent.read();
+        let mut recent = HashTable::with_capacity(old.len());
         let mut moved = Vec::new();
-        for (key, row) in self.recent.read().iter() {
-            if stay_recent(key, *row) {
-                recent.insert(key.clone(), *row);
+        for entry in old.iter() {
+            if stay_recent(&entry.key, entry.row) {
+                recent.insert_unique(entry.hash, entry.clone(), |e: &RecentKey| e.hash);
             } else {
-                moved.push((key_hash(key) >> 32) as u32);
+                moved.push((key_hash(&entry.key) >> 32) as u32);
             }
         }
+        drop(old);
         let filter = match self.filter.get() {
             Some(old) if old.inserted() + moved.len() <= old.capacity() => {
                 let mut filter = old.clone();
@@ -83,13 +106,19 @@ impl KeyIndex {
             parts,
             filter,
             recent: RwLock::new(recent),
+            hasher: self.hasher,
         }
     }
 
     /// The row id `key` was given, if any (the row may have been deleted since).
     pub fn lookup(&self, key: &str) -> Option<u32> {
-        if let Some(row) = self.recent.read().get(key) {
-            return Some(*row);
+        self.lookup_hashed(key, self.hash(key))
+    }
+
+    /// [`KeyIndex::lookup`] with the id's hash already computed.
+    pub fn lookup_hashed(&self, key: &str, hash: IdHash) -> Option<u32> {
+        if let Some(row) = self.recent_row(key, hash) {
+            return Some(row);
         }
         let hash = key_hash(key);
         if let Some(filter) = self.filter.get() {
@@ -103,13 +132,39 @@ impl KeyIndex {
         })
     }
 
-    /// The row `key` was given since the parts were written, if any.
-    pub fn lookup_recent(&self, key: &str) -> Option<u32> {
-        self.recent.read().get(key).copied()
+    fn recent_row(&self, key: &str, hash: IdHash) -> Option<u32> {
+        self.recent
+            .read()
+            .find(hash.0, |e| &*e.key == key)
+            .map(|e| e.row)
     }
 
+    /// The row `key` was given since the parts were written, if any.
+    pub fn lookup_recent(&self, key: &str) -> Option<u32> {
+        self.recent_row(key, self.hash(key))
+    }
+
+    /// Gives `key`, which holds no row since the parts were written, `row`.
     pub fn insert(&self, key: &str, row: u32) {
-        self.recent.write().insert(key.into(), row);
+        let given = self.find_or_insert(key, self.hash(key), row);
+        debug_assert!(given.is_ok(), "{key} already had a row");
+    }
+
+    /// The row `key` was given since the parts were written, or, if none,
+    /// gives it `row`: `Ok(row)` when it was given now, `Err(existing)` else.
+    pub fn find_or_insert(&self, key: &str, hash: IdHash, row: u32) -> Result<u32, u32> {
+        let mut recent = self.recent.write();
+        match recent.entry(hash.0, |e| &*e.key == key, |e| e.hash) {
+            Entry::Occupied(e) => Err(e.get().row),
+            Entry::Vacant(slot) => {
+                slot.insert(RecentKey {
+                    hash: hash.0,
+                    key: key.into(),
+                    row,
+                });
+                Ok(row)
+            }
+        }
     }
 }
 

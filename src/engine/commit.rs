@@ -12,11 +12,12 @@
 //! fsync and pretend it worked) and no later write is accepted until reopen.
 
 use super::error::{Error, Result};
-use super::record::{resolve_batch, resolve_rows, Record};
+use super::record::{encode_rows, resolve_batch, resolve_rows, Record};
 use super::rows::RowsBatch;
 use super::state::{table_key, WriteSummary};
 use super::value::Batch;
 use super::{Durability, Inner};
+use crate::storage::columnar::RowsView;
 use crate::storage::schema::TableSchema;
 use crate::storage::wal::{MAX_RECORD_BYTES, RECORD_HEADER_LEN};
 use parking_lot::MutexGuard;
@@ -30,6 +31,17 @@ pub enum Request {
     DropTable(String),
     Write { table: String, batch: Batch },
     Rows { table: String, batch: RowsBatch },
+}
+
+/// A request resolved against the catalog, ready to be logged.
+enum Prepared {
+    Record(Record),
+    /// A rows batch is logged from its own payload, not moved into a record.
+    Rows {
+        table_id: u32,
+        positions: Vec<u16>,
+        batch: RowsBatch,
+    },
 }
 
 /// The queue of requests and their results.
@@ -86,9 +98,10 @@ impl Inner {
                 .collect();
             next_table_id = state.next_table_id;
         }
-        let mut logged = Vec::with_capacity(group.len());
+        // Resolve every request as the earlier ones leave the catalog.
+        let mut prepared: Vec<(u64, Prepared)> = Vec::with_capacity(group.len());
         for (ticket, request) in group {
-            let record = match request {
+            let resolved = match request {
                 Request::CreateTable(schema) => {
                     let key = table_key(&schema.name);
                     match catalog.entry(key) {
@@ -99,43 +112,69 @@ impl Inner {
                                 let id = next_table_id;
                                 next_table_id += 1;
                                 slot.insert((id, Arc::new(schema.clone())));
-                                Ok(Record::CreateTable { id, schema })
+                                Ok(Prepared::Record(Record::CreateTable { id, schema }))
                             }
                         },
                     }
                 }
                 Request::DropTable(name) => match catalog.remove(&table_key(&name)) {
-                    Some((id, _)) => Ok(Record::DropTable { id }),
+                    Some((id, _)) => Ok(Prepared::Record(Record::DropTable { id })),
                     None => Err(Error::TableNotFound(name)),
                 },
                 Request::Write { table, batch } => match catalog.get(&table_key(&table)) {
-                    Some((id, schema)) => {
-                        resolve_batch(schema, batch).map(|ops| Record::Write { table_id: *id, ops })
-                    }
+                    Some((id, schema)) => resolve_batch(schema, batch)
+                        .map(|ops| Prepared::Record(Record::Write { table_id: *id, ops })),
                     None => Err(Error::TableNotFound(table)),
                 },
                 Request::Rows { table, batch } => match catalog.get(&table_key(&table)) {
                     Some((id, schema)) => {
-                        resolve_rows(schema, &batch).map(|positions| Record::Rows {
+                        resolve_rows(schema, &batch).map(|positions| Prepared::Rows {
                             table_id: *id,
                             positions,
-                            payload: batch.into_payload(),
+                            batch,
                         })
                     }
                     None => Err(Error::TableNotFound(table)),
                 },
             };
-            let record = match record {
-                Ok(record) => record,
-                Err(e) => {
-                    results.push((ticket, Err(e)));
-                    continue;
-                }
+            match resolved {
+                Ok(p) => prepared.push((ticket, p)),
+                Err(e) => results.push((ticket, Err(e))),
+            }
+        }
+        // Parse and check each rows batch once: the same parse is applied below.
+        let mut views: Vec<Option<RowsView<'_>>> = Vec::with_capacity(prepared.len());
+        let mut refused = vec![false; prepared.len()];
+        for (i, (ticket, p)) in prepared.iter().enumerate() {
+            let Prepared::Rows { batch, .. } = p else {
+                views.push(None);
+                continue;
             };
-            let payload = record.encode();
+            match batch.view() {
+                Ok(view) => views.push(Some(view)),
+                Err(e) => {
+                    results.push((*ticket, Err(e)));
+                    refused[i] = true;
+                    views.push(None);
+                }
+            }
+        }
+        let mut logged = Vec::with_capacity(prepared.len());
+        for (i, (ticket, p)) in prepared.iter().enumerate() {
+            if refused[i] {
+                continue;
+            }
+            let payload = match p {
+                Prepared::Record(record) => record.encode(),
+                Prepared::Rows {
+                    table_id,
+                    positions,
+                    batch,
+                } => encode_rows(*table_id, positions, batch.payload()),
+            };
             if payload.len() > MAX_RECORD_BYTES {
                 results.push((
-                    ticket,
+                    *ticket,
                     Err(Error::InvalidWrite(format!(
                         "the batch encodes to {} bytes; split it below {MAX_RECORD_BYTES}",
                         payload.len()
@@ -147,7 +186,7 @@ impl Inner {
             wal.writer.append(lsn, &payload);
             wal.last_lsn = lsn;
             wal.since_checkpoint += (payload.len() + RECORD_HEADER_LEN) as u64;
-            logged.push((ticket, lsn, record));
+            logged.push((i, lsn));
         }
         if logged.is_empty() {
             return results;
@@ -168,17 +207,31 @@ impl Inner {
             results.extend(
                 logged
                     .into_iter()
-                    .map(|(t, _, _)| (t, Err(Error::ReadOnly(reason.clone())))),
+                    .map(|(i, _)| (prepared[i].0, Err(Error::ReadOnly(reason.clone())))),
             );
             return results;
         }
         {
             let mut state = self.state.write();
             let state = Arc::make_mut(&mut state);
-            for (ticket, lsn, record) in logged {
-                let result = state.apply(lsn, &record);
+            for (i, lsn) in logged {
+                let (ticket, p) = &prepared[i];
+                let result = match (p, &views[i]) {
+                    (Prepared::Record(record), _) => state.apply(lsn, record),
+                    (
+                        Prepared::Rows {
+                            table_id,
+                            positions,
+                            ..
+                        },
+                        Some(view),
+                    ) => state.apply_rows(lsn, *table_id, positions, view),
+                    (Prepared::Rows { .. }, None) => {
+                        Err(Error::Internal("a logged rows batch has no parse".into()))
+                    }
+                };
                 state.last_lsn = lsn;
-                results.push((ticket, result));
+                results.push((*ticket, result));
             }
         }
         if wal.since_checkpoint >= self.options.checkpoint_wal_bytes {

@@ -177,6 +177,18 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
     Ok(ops)
 }
 
+/// The encoding of `Record::Rows { table_id, positions, payload }`, from
+/// borrowed parts (the commit path logs a batch without moving its payload).
+pub fn encode_rows(table_id: u32, positions: &[u16], payload: &[u8]) -> Vec<u8> {
+    let mut w = ByteWriter::with_capacity(payload.len() + 7 + 2 * positions.len());
+    w.u8(REC_ROWS);
+    w.u32(table_id);
+    w.u16(positions.len() as u16);
+    positions.iter().for_each(|p| w.u16(*p));
+    w.bytes(payload);
+    w.into_inner()
+}
+
 /// Checks a rows batch against `schema`: the column positions it writes.
 pub fn resolve_rows(schema: &TableSchema, batch: &RowsBatch) -> Result<Vec<u16>> {
     let mut positions = Vec::with_capacity(batch.columns().len());
@@ -360,13 +372,7 @@ impl Record {
                 table_id,
                 positions,
                 payload,
-            } => {
-                w.u8(REC_ROWS);
-                w.u32(*table_id);
-                w.u16(positions.len() as u16);
-                positions.iter().for_each(|p| w.u16(*p));
-                w.bytes(payload);
-            }
+            } => return encode_rows(*table_id, positions, payload),
         }
         w.into_inner()
     }
@@ -552,7 +558,7 @@ mod tests {
         let record = Record::Rows {
             table_id: 3,
             positions,
-            payload: batch.into_payload(),
+            payload: batch.payload().to_vec(),
         };
         let bytes = record.encode();
         assert_eq!(Record::decode(&bytes, 0).unwrap(), record);

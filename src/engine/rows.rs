@@ -1,17 +1,17 @@
 //! Column-wise upserts: the bulk-load path. A [`RowsBatch`] carries many
 //! profiles in the columnar encoding of [`crate::storage::columnar`] (the
-//! profile id first, then one column per named table column); it is checked
-//! once, logged as those same bytes, and applied without building a value
-//! per cell.
+//! profile id first, then one column per named table column); at commit it
+//! is parsed and checked once, logged as those same bytes, and applied from
+//! that parse without building a value per cell.
 //!
 //! Semantics: each row is an upsert of the named columns (exactly like
 //! `Batch::upsert(id).set(column, value)` for each of them, NULL included);
 //! columns not named keep their values (NULL for a new profile); a later row
 //! with the same id in the same batch sees the earlier one.
 //!
-//! Invariants: a `RowsBatch` always parses for its column types; every id is
-//! non-NULL, non-empty and at most [`MAX_ID_BYTES`]; every text at most
-//! [`MAX_TEXT_BYTES`].
+//! Invariants: a batch is logged only if it parses for its column types,
+//! every id is non-NULL, non-empty and at most [`MAX_ID_BYTES`], and every
+//! text at most [`MAX_TEXT_BYTES`] ([`RowsBatch::view`]).
 
 use super::error::{Error, Result};
 use super::record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
@@ -29,21 +29,31 @@ pub struct RowsBatch {
 
 impl RowsBatch {
     /// A batch from an encoded payload whose first column is the profile id
-    /// (TEXT) followed by `columns`; checks every value.
+    /// (TEXT) followed by `columns`. The payload is checked whole when the
+    /// batch is committed ([`RowsBatch::view`]), so it is parsed once.
     pub fn from_payload(columns: Vec<(String, ColumnType)>, payload: Vec<u8>) -> Result<Self> {
-        let types = payload_types(columns.iter().map(|(_, t)| *t));
-        let view = parse_rows(&types, &payload, 0).map_err(|e| {
+        let rows = payload
+            .first_chunk::<4>()
+            .map(|b| u32::from_le_bytes(*b) as usize)
+            .ok_or_else(|| Error::InvalidWrite("bad rows payload: no row count".into()))?;
+        Ok(RowsBatch {
+            rows,
+            columns,
+            payload,
+        })
+    }
+
+    /// Parses and checks every value: the rows as the commit applies them.
+    pub fn view(&self) -> Result<RowsView<'_>> {
+        let types = payload_types(self.columns.iter().map(|(_, t)| *t));
+        let view = parse_rows(&types, &self.payload, 0).map_err(|e| {
             Error::InvalidWrite(format!(
                 "bad rows payload at byte {}: {}",
                 e.offset, e.reason
             ))
         })?;
-        check_view(&view, |c| columns[c].0.as_str())?;
-        Ok(RowsBatch {
-            rows: view.rows,
-            columns,
-            payload,
-        })
+        check_view(&view, |c| self.columns[c].0.as_str())?;
+        Ok(view)
     }
 
     /// A batch from rows of values: `(id, one value per column)`.
@@ -85,7 +95,9 @@ impl RowsBatch {
                 }
             }
         }
-        Self::from_payload(columns, e.finish())
+        let batch = Self::from_payload(columns, e.finish())?;
+        batch.view()?;
+        Ok(batch)
     }
 
     pub fn rows(&self) -> usize {
@@ -97,8 +109,8 @@ impl RowsBatch {
         &self.columns
     }
 
-    pub(crate) fn into_payload(self) -> Vec<u8> {
-        self.payload
+    pub(crate) fn payload(&self) -> &[u8] {
+        &self.payload
     }
 }
 

@@ -16,7 +16,7 @@ use super::rows::{check_view, payload_types};
 use super::shard::{shard_of, ShardState};
 use super::table::{IdHash, TableState};
 use super::value::Change;
-use crate::storage::columnar::{parse_rows, ColumnView};
+use crate::storage::columnar::{parse_rows, ColumnView, RowsView};
 use crate::storage::hash::FastMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -94,9 +94,30 @@ impl DbState {
                     .values_mut()
                     .find(|t| t.id == *table_id)
                     .ok_or_else(|| Error::TableNotFound(format!("#{table_id}")))?;
-                apply_rows(Arc::make_mut(table), lsn, positions, payload)?
+                let table = Arc::make_mut(table);
+                let view = parse_logged_rows(table, positions, payload)?;
+                apply_rows(table, lsn, positions, &view)?
             }
         };
+        self.last_lsn = lsn;
+        Ok(WriteSummary { lsn, ..summary })
+    }
+
+    /// Applies a rows record at `lsn` from its parsed and checked payload
+    /// (the commit path, which parsed it to check it before logging it).
+    pub fn apply_rows(
+        &mut self,
+        lsn: u64,
+        table_id: u32,
+        positions: &[u16],
+        view: &RowsView<'_>,
+    ) -> Result<WriteSummary> {
+        let table = self
+            .tables
+            .values_mut()
+            .find(|t| t.id == table_id)
+            .ok_or_else(|| Error::TableNotFound(format!("#{table_id}")))?;
+        let summary = apply_rows(Arc::make_mut(table), lsn, positions, view)?;
         self.last_lsn = lsn;
         Ok(WriteSummary { lsn, ..summary })
     }
@@ -244,13 +265,12 @@ fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<W
     Ok(summary)
 }
 
-/// Applies column-wise upserts: `payload` holds the ids, then the columns at `positions`.
-fn apply_rows(
-    table: &mut TableState,
-    lsn: u64,
+/// Parses and checks the payload of a logged rows record (WAL replay).
+fn parse_logged_rows<'a>(
+    table: &TableState,
     positions: &[u16],
-    payload: &[u8],
-) -> Result<WriteSummary> {
+    payload: &'a [u8],
+) -> Result<RowsView<'a>> {
     let mut types = Vec::with_capacity(positions.len());
     for p in positions {
         let ty = table
@@ -269,6 +289,21 @@ fn apply_rows(
     check_view(&view, |c| {
         schema.columns[positions[c] as usize].name.as_str()
     })?;
+    Ok(view)
+}
+
+/// Applies column-wise upserts: `view` holds the ids, then the columns at `positions`.
+fn apply_rows(
+    table: &mut TableState,
+    lsn: u64,
+    positions: &[u16],
+    view: &RowsView<'_>,
+) -> Result<WriteSummary> {
+    if view.columns.len() != positions.len() + 1 {
+        return Err(Error::Internal(
+            "rows batch columns differ from its positions".into(),
+        ));
+    }
     let Some(ColumnView::Text(ids)) = view.columns.first() else {
         return Err(Error::Internal("rows record without ids".into()));
     };

@@ -31,6 +31,9 @@ pub struct Batch {
     pub rejects: Vec<Reject>,
     /// Input bytes read when the batch was closed (for progress).
     pub position: u64,
+    /// The InsertRows payload of all its rows, encoded by the reader thread
+    /// while the previous batch was being sent ([`super::cells::transpose`]).
+    pub payload: Option<Vec<u8>>,
 }
 
 impl Batch {
@@ -40,6 +43,7 @@ impl Batch {
         self.rows.clear();
         self.rejects.clear();
         self.position = 0;
+        self.payload = None;
     }
 
     pub fn is_empty(&self) -> bool {

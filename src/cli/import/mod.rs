@@ -42,6 +42,8 @@ use std::sync::mpsc::{self, Receiver, SyncSender};
 use table::{Layout, TableInfo};
 
 use crate::client::{Client, ConnectOptions};
+use crate::storage::columnar::RowsEncoder;
+use cells::transpose;
 
 #[derive(Debug, Args)]
 pub struct ImportArgs {
@@ -206,9 +208,10 @@ fn pump(
     let progress = Progress::new(size);
     let (batches, received) = mpsc::sync_channel::<Result<Batch, String>>(2);
     let (recycle, recycled) = mpsc::channel::<Batch>();
+    let encoding = (layout.order.clone(), layout.columns.len());
     let reader = std::thread::Builder::new()
         .name("import-reader".into())
-        .spawn(move || read_batches(source, builder, max_errors, batches, recycled));
+        .spawn(move || read_batches(source, builder, encoding, max_errors, batches, recycled));
     let reader = match reader {
         Ok(handle) => handle,
         Err(e) => {
@@ -220,14 +223,14 @@ fn pump(
     let mut sender = Sender::new(&mut client, &layout, max_errors, &mut report);
     let mut outcome = Outcome::Finished;
     for message in received.iter() {
-        let batch = match message {
+        let mut batch = match message {
             Ok(batch) => batch,
             Err(e) => {
                 outcome = Outcome::Failed(e);
                 break;
             }
         };
-        match sender.send(&batch) {
+        match sender.send(&mut batch) {
             Ok(Flow::Continue) => {}
             Ok(Flow::Stopped { line }) => {
                 outcome = Outcome::Stopped { line };
@@ -284,11 +287,14 @@ fn pump(
     code
 }
 
-/// The reader thread: fills batches and hands them over until the input ends,
-/// reading fails, the rejects exceed the budget, or the sender hangs up.
+/// The reader thread: fills batches, encodes each one's payload (`encoding`:
+/// the layout's cell order and payload column count) and hands them over
+/// until the input ends, reading fails, the rejects exceed the budget, or the
+/// sender hangs up.
 fn read_batches(
     mut source: Box<dyn RowSource>,
     mut builder: BatchBuilder,
+    encoding: (Vec<usize>, usize),
     max_errors: u64,
     batches: SyncSender<Result<Batch, String>>,
     recycled: Receiver<Batch>,
@@ -296,6 +302,15 @@ fn read_batches(
     let mut spill = Vec::new();
     let mut rejected: u64 = 0;
     let fresh = |recycled: &Receiver<Batch>| recycled.try_recv().unwrap_or_default();
+    let (order, columns) = encoding;
+    // A payload that does not encode is left to the sender, which reports it.
+    let encoded = |mut batch: Batch| {
+        let mut payload = RowsEncoder::new(columns);
+        if transpose(batch.cells(0, batch.rows.len()), &order, &mut payload).is_ok() {
+            batch.payload = Some(payload.finish());
+        }
+        batch
+    };
     loop {
         let before = builder.batch.rejects.len();
         let step = source.next_row(&mut builder, &mut spill);
@@ -304,14 +319,14 @@ fn read_batches(
             Ok(Step::Row(end, line)) => (end, line),
             Ok(Step::End) => {
                 if !builder.batch.is_empty() {
-                    let _ = batches.send(Ok(builder.take(fresh(&recycled), position)));
+                    let _ = batches.send(Ok(encoded(builder.take(fresh(&recycled), position))));
                 }
                 return;
             }
             Err(e) => {
                 if !builder.batch.is_empty()
                     && batches
-                        .send(Ok(builder.take(fresh(&recycled), position)))
+                        .send(Ok(encoded(builder.take(fresh(&recycled), position))))
                         .is_err()
                 {
                     return;
@@ -326,7 +341,7 @@ fn read_batches(
             continue;
         }
         if batches
-            .send(Ok(builder.take(fresh(&recycled), position)))
+            .send(Ok(encoded(builder.take(fresh(&recycled), position))))
             .is_err()
             || stop
         {

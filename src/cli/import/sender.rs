@@ -92,7 +92,7 @@ impl<'a> Sender<'a> {
     }
 
     /// Sends one batch and counts its rows.
-    pub fn send(&mut self, batch: &Batch) -> Result<Flow, Fatal> {
+    pub fn send(&mut self, batch: &mut Batch) -> Result<Flow, Fatal> {
         // The read-side reject that would exceed the budget, if any: rows
         // after it must not be sent.
         let allowed = self.max_errors.saturating_sub(self.rejected);
@@ -104,30 +104,41 @@ impl<'a> Sender<'a> {
             Some(line) => batch.rows.partition_point(|r| r.line < line),
             None => batch.rows.len(),
         };
+        // The payload encoded ahead holds every row: usable unless cut.
+        let whole = batch.payload.take().filter(|_| rows == batch.rows.len());
+        let batch = &*batch;
         let mut rejects = batch.rejects.iter().peekable();
-        if let stop @ Flow::Stopped { .. } = self.send_range(batch, 0, rows, &mut rejects)? {
+        if let stop @ Flow::Stopped { .. } = self.send_range(batch, 0, rows, whole, &mut rejects)? {
             return Ok(stop);
         }
         Ok(self.flush_rejects(&mut rejects, None))
     }
 
-    /// Sends rows `lo..hi`, splitting on refusal.
+    /// Sends rows `lo..hi` (whose payload is `encoded`, if given), splitting
+    /// on refusal.
     fn send_range(
         &mut self,
         batch: &Batch,
         lo: usize,
         hi: usize,
+        encoded: Option<Vec<u8>>,
         rejects: &mut std::iter::Peekable<std::slice::Iter<'_, Reject>>,
     ) -> Result<Flow, Fatal> {
         if lo >= hi {
             return Ok(Flow::Continue);
         }
-        let mut payload = RowsEncoder::new(self.layout.columns.len());
-        transpose(batch.cells(lo, hi), &self.layout.order, &mut payload)
-            .map_err(|e| Fatal(format!("internal error: {e}")))?;
-        let sent =
-            self.client
-                .insert_rows(&self.layout.table, &self.layout.columns, payload.finish());
+        let payload = match encoded {
+            Some(payload) => payload,
+            None => {
+                let mut payload = RowsEncoder::new(self.layout.columns.len());
+                transpose(batch.cells(lo, hi), &self.layout.order, &mut payload)
+                    .map_err(|e| Fatal(format!("internal error: {e}")))?;
+                payload.finish()
+            }
+        };
+        let sent = self
+            .client
+            .insert_rows(&self.layout.table, &self.layout.columns, payload);
         let error = match sent {
             Ok(_) => {
                 self.imported += (hi - lo) as u64;
@@ -140,10 +151,10 @@ impl<'a> Sender<'a> {
         }
         if hi - lo > 1 {
             let mid = lo + (hi - lo) / 2;
-            if let stop @ Flow::Stopped { .. } = self.send_range(batch, lo, mid, rejects)? {
+            if let stop @ Flow::Stopped { .. } = self.send_range(batch, lo, mid, None, rejects)? {
                 return Ok(stop);
             }
-            return self.send_range(batch, mid, hi, rejects);
+            return self.send_range(batch, mid, hi, None, rejects);
         }
         let line = batch.rows[lo].line;
         if let stop @ Flow::Stopped { .. } = self.flush_rejects(rejects, Some(line)) {

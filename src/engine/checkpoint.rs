@@ -17,7 +17,7 @@
 
 use super::base::BasePart;
 use super::error::Result;
-use super::shard::{local_of, shard_of};
+use super::shard::{local_of, shard_of, CompactBitmaps};
 use super::table::KeyIndex;
 use super::{Inner, TABLES_DIR, WAL_DIR};
 use crate::storage::fs;
@@ -35,6 +35,14 @@ pub struct CheckpointStats {
     pub bytes_written: u64,
     pub wal_segments_removed: usize,
     pub parts_removed: usize,
+}
+
+/// A part a checkpoint wrote, ready to install in its shard.
+struct Installed {
+    shard: u32,
+    base: Arc<BasePart>,
+    /// Compact copies of the shard's bitmaps as the part holds them.
+    compact: CompactBitmaps,
 }
 
 /// Part file name (relative to the data directory).
@@ -93,7 +101,7 @@ impl Inner {
             next_table_id: snapshot.next_table_id,
             tables: Vec::with_capacity(snapshot.tables.len()),
         };
-        let mut installed: HashMap<u32, Vec<(u32, Arc<BasePart>)>> = HashMap::new();
+        let mut installed: HashMap<u32, Vec<Installed>> = HashMap::new();
         for table in snapshot.tables.values() {
             let mut parts = Vec::new();
             let mut wrote_any = false;
@@ -115,10 +123,11 @@ impl Inner {
                     stats.parts_written += 1;
                     let base =
                         Arc::new(BasePart::open(&path, table.id, shard.number, &table.types)?);
-                    installed
-                        .entry(table.id)
-                        .or_default()
-                        .push((shard.number, base));
+                    installed.entry(table.id).or_default().push(Installed {
+                        shard: shard.number,
+                        base,
+                        compact: shard.compact_bitmaps(),
+                    });
                     parts.push(PartRef {
                         shard: shard.number,
                         file,
@@ -153,7 +162,7 @@ impl Inner {
         Ok(stats)
     }
 
-    fn install(&self, lsn: u64, installed: HashMap<u32, Vec<(u32, Arc<BasePart>)>>) {
+    fn install(&self, lsn: u64, installed: HashMap<u32, Vec<Installed>>) {
         let _writers_paused = self.wal.lock();
         // Build the next key indexes while readers still run.
         let mut indexes: HashMap<u32, Arc<KeyIndex>> = HashMap::new();
@@ -164,7 +173,7 @@ impl Inner {
                     continue;
                 };
                 let new_by_shard: HashMap<u32, &Arc<BasePart>> =
-                    new_parts.iter().map(|(s, b)| (*s, b)).collect();
+                    new_parts.iter().map(|i| (i.shard, &i.base)).collect();
                 let parts = table
                     .shards
                     .iter()
@@ -192,19 +201,21 @@ impl Inner {
         }
         let mut state = self.state.write();
         let state = Arc::make_mut(&mut state);
+        let mut installed = installed;
         for table in state.tables.values_mut() {
             let (Some(new_parts), Some(index)) =
-                (installed.get(&table.id), indexes.remove(&table.id))
+                (installed.remove(&table.id), indexes.remove(&table.id))
             else {
                 continue;
             };
             let table = Arc::make_mut(table);
-            for (number, base) in new_parts {
-                if let Some(shard) = table.shards.get_mut(*number as usize) {
+            for part in new_parts {
+                if let Some(shard) = table.shards.get_mut(part.shard as usize) {
                     let shard = Arc::make_mut(shard);
                     shard.overlay.retain_newer_than(lsn);
-                    shard.tail.drop_below(base.row_len());
-                    shard.base = Some(base.clone());
+                    shard.tail.drop_below(part.base.row_len());
+                    shard.base = Some(part.base);
+                    shard.adopt_compact(part.compact);
                 }
             }
             table.keys = index;

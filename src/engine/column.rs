@@ -178,6 +178,30 @@ impl ColumnIndex {
         }
     }
 
+    /// Every bitmap of the index, in a fixed order per column type.
+    pub fn bitmaps(&self) -> Vec<&Arc<RoaringBitmap>> {
+        match self {
+            ColumnIndex::Dict {
+                exists, bitmaps, ..
+            } => std::iter::once(exists).chain(bitmaps.iter()).collect(),
+            ColumnIndex::Int(bsi) => bsi.bitmaps().collect(),
+            ColumnIndex::Float { exists } => vec![exists],
+            ColumnIndex::Bool { exists, trues } => vec![exists, trues],
+        }
+    }
+
+    /// [`ColumnIndex::bitmaps`], to replace one by an equal bitmap.
+    pub fn bitmaps_mut(&mut self) -> Vec<&mut Arc<RoaringBitmap>> {
+        match self {
+            ColumnIndex::Dict {
+                exists, bitmaps, ..
+            } => std::iter::once(exists).chain(bitmaps.iter_mut()).collect(),
+            ColumnIndex::Int(bsi) => bsi.bitmaps_mut().collect(),
+            ColumnIndex::Float { exists } => vec![exists],
+            ColumnIndex::Bool { exists, trues } => vec![exists, trues],
+        }
+    }
+
     /// Removes `row`, which held `cell`, from the index.
     pub fn remove(&mut self, row: u32, cell: &Cell) {
         match (self, cell) {

@@ -75,6 +75,16 @@ impl Bsi {
     pub fn exists(&self) -> &RoaringBitmap {
         &self.exists
     }
+
+    /// Every bitmap of the index (existence first, then the slices).
+    pub fn bitmaps(&self) -> impl Iterator<Item = &Arc<RoaringBitmap>> {
+        std::iter::once(&self.exists).chain(self.slices.iter())
+    }
+
+    /// [`Bsi::bitmaps`], to replace one by an equal bitmap.
+    pub fn bitmaps_mut(&mut self) -> impl Iterator<Item = &mut Arc<RoaringBitmap>> {
+        std::iter::once(&mut self.exists).chain(self.slices.iter_mut())
+    }
     pub fn base(&self) -> i64 {
         self.base
     }

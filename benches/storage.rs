@@ -322,5 +322,36 @@ fn bench_snapshot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, bench_bitmaps, bench_snapshot, bench_ingest);
+/// Bulk-load indexing of an INT column: 1M rows of 27-bit values (the
+/// spread of `last_seen`) appended to a BSI in runs of 50,000, as
+/// `Database::insert_rows` does for new profiles.
+fn bench_bsi_append(c: &mut Criterion) {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let rows: Vec<(u32, i64)> = (0..1_000_000u32)
+        .map(|r| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (r, 1_700_000_000 + (state >> 37) as i64)
+        })
+        .collect();
+    let mut g = c.benchmark_group("bsi");
+    g.throughput(Throughput::Elements(rows.len() as u64));
+    g.bench_function("append_1m_in_runs_of_50k", |b| {
+        b.iter(|| {
+            let mut bsi = Bsi::default();
+            rows.chunks(50_000).for_each(|run| bsi.append(run));
+            black_box(bsi.exists().len())
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(
+    benches,
+    bench_bitmaps,
+    bench_snapshot,
+    bench_ingest,
+    bench_bsi_append
+);
 criterion_main!(benches);

@@ -131,9 +131,10 @@ impl Bsi {
         Arc::make_mut(&mut self.exists).insert(row);
     }
 
-    /// Adds values for rows that hold none, in increasing row order: in one
-    /// pass per slice when the rows lie above every row with a value (the
-    /// bulk-load case), else one [`Bsi::set`] per row.
+    /// Adds values for rows that hold none, in increasing row order: one
+    /// pass over the rows and one append per slice when the rows lie above
+    /// every row with a value (the bulk-load case), else one [`Bsi::set`]
+    /// per row.
     pub fn append(&mut self, rows: &[(u32, i64)]) {
         let Some(min) = rows.iter().map(|r| r.1).min() else {
             return;
@@ -157,21 +158,22 @@ impl Bsi {
         while self.slices.len() < bits_needed(max) {
             self.slices.push(Arc::new(RoaringBitmap::new()));
         }
-        let mut bits = Vec::with_capacity(rows.len());
-        for (i, slice) in self.slices.iter_mut().enumerate() {
-            bits.clear();
-            bits.extend(
-                rows.iter()
-                    .filter(|r| offset_of(r.1, self.base) >> i & 1 == 1)
-                    .map(|r| r.0),
-            );
-            if !bits.is_empty() {
-                add_rows(Arc::make_mut(slice), &bits);
+        // One pass over the rows, visiting only the set bits of each offset.
+        let mut per_slice: Vec<Vec<u32>> = vec![Vec::new(); self.slices.len()];
+        for &(row, v) in rows {
+            let mut u = offset_of(v, self.base);
+            while u != 0 {
+                per_slice[u.trailing_zeros() as usize].push(row);
+                u &= u - 1;
             }
         }
-        bits.clear();
-        bits.extend(rows.iter().map(|r| r.0));
-        add_rows(Arc::make_mut(&mut self.exists), &bits);
+        for (slice, bits) in self.slices.iter_mut().zip(&per_slice) {
+            if !bits.is_empty() {
+                add_rows(Arc::make_mut(slice), bits);
+            }
+        }
+        let all: Vec<u32> = rows.iter().map(|r| r.0).collect();
+        add_rows(Arc::make_mut(&mut self.exists), &all);
     }
 
     /// Removes any value of `row`.
@@ -385,6 +387,40 @@ mod tests {
     use super::*;
     use rand::{Rng, SeedableRng};
     use std::collections::BTreeMap;
+
+    #[test]
+    fn append_equals_setting_each_row() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
+        let mut appended = Bsi::new();
+        let mut set = Bsi::new();
+        let mut next = 0u32;
+        // Runs above every row (one pass), a run below the base (rebase) and
+        // a run among existing rows (falls back to set).
+        for (len, lo, hi) in [
+            (3000, 0, 90),
+            (2000, -1000, 5000),
+            (500, i64::MIN / 4, i64::MAX / 4),
+        ] {
+            let rows: Vec<(u32, i64)> = (0..len)
+                .map(|_| {
+                    next += rng.random_range(1..4);
+                    (next, rng.random_range(lo..hi))
+                })
+                .collect();
+            appended.append(&rows);
+            rows.iter().for_each(|&(r, v)| set.set(r, v));
+        }
+        let among: Vec<(u32, i64)> = (1..50)
+            .map(|r| (r * 2 + 1, -(r as i64)))
+            .filter(|(r, _)| set.get(*r).is_none())
+            .collect();
+        appended.append(&among);
+        among.iter().for_each(|&(r, v)| set.set(r, v));
+        assert_eq!(appended.exists(), set.exists());
+        for row in 0..=next {
+            assert_eq!(appended.get(row), set.get(row), "row {row}");
+        }
+    }
 
     fn model_cmp(op: Comparison, a: i64, b: i64) -> bool {
         match op {

@@ -7,7 +7,9 @@ mod common;
 
 use cohortdb::engine::{Batch, Value};
 use cohortdb::{Database, Durability, Options};
-use common::{assert_matches, random_batch, random_rows, random_value, schema, Model, TABLE};
+use common::{
+    assert_matches, random_batch, random_rows, random_value, rows_and_upserts, schema, Model, TABLE,
+};
 use rand::{Rng, SeedableRng};
 
 fn options() -> Options {
@@ -98,28 +100,22 @@ fn fresh_rows(
         .iter()
         .map(|&c| (schema.columns[c].name.clone(), schema.columns[c].ty))
         .collect();
-    let mut rows = Vec::with_capacity(n as usize);
-    let mut batch = Batch::new();
-    for i in from..from + n {
-        let id = format!("b{i}");
-        let values: Vec<Value> = columns
-            .iter()
-            .map(|&c| {
-                if rng.random_bool(0.125) {
-                    Value::Null
-                } else {
-                    random_value(rng, schema.columns[c].ty)
-                }
-            })
-            .collect();
-        let mut upsert = batch.upsert(id.clone());
-        for ((name, _), v) in named.iter().zip(&values) {
-            upsert = upsert.set(name, v.clone());
-        }
-        rows.push((id, values));
-    }
-    let rows = cohortdb::RowsBatch::from_values(named, &rows).expect("generated rows fit");
-    (rows, batch)
+    let rows: Vec<(String, Vec<Value>)> = (from..from + n)
+        .map(|i| {
+            let values = columns
+                .iter()
+                .map(|&c| {
+                    if rng.random_bool(0.125) {
+                        Value::Null
+                    } else {
+                        random_value(rng, schema.columns[c].ty)
+                    }
+                })
+                .collect();
+            (format!("b{i}"), values)
+        })
+        .collect();
+    rows_and_upserts(named, &rows)
 }
 
 /// Bulk loads past column-block (65,536 rows) boundaries, with updates, deletes and single inserts of profiles in

@@ -177,21 +177,33 @@ pub fn random_rows(
         .iter()
         .map(|&c| (schema.columns[c].name.clone(), schema.columns[c].ty))
         .collect();
-    let mut rows = Vec::new();
+    let rows: Vec<(String, Vec<Value>)> = (0..rng.random_range(1..=max_rows))
+        .map(|_| {
+            let id = format!("u{}", rng.random_range(0..id_space));
+            let values = columns
+                .iter()
+                .map(|&c| random_value(rng, schema.columns[c].ty))
+                .collect();
+            (id, values)
+        })
+        .collect();
+    rows_and_upserts(named, &rows)
+}
+
+/// `rows` (an id and one value per `named` column) as a column-wise batch,
+/// and the same writes as a [`Batch`] of upserts for the model.
+pub fn rows_and_upserts(
+    named: Vec<(String, ColumnType)>,
+    rows: &[(String, Vec<Value>)],
+) -> (cohortdb::RowsBatch, Batch) {
     let mut batch = Batch::new();
-    for _ in 0..rng.random_range(1..=max_rows) {
-        let id = format!("u{}", rng.random_range(0..id_space));
-        let values: Vec<Value> = columns
-            .iter()
-            .map(|&c| random_value(rng, schema.columns[c].ty))
-            .collect();
+    for (id, values) in rows {
         let mut upsert = batch.upsert(id.clone());
-        for ((name, _), v) in named.iter().zip(&values) {
+        for ((name, _), v) in named.iter().zip(values) {
             upsert = upsert.set(name, v.clone());
         }
-        rows.push((id, values));
     }
-    let rows = cohortdb::RowsBatch::from_values(named, &rows).expect("generated rows fit");
+    let rows = cohortdb::RowsBatch::from_values(named, rows).expect("generated rows fit");
     (rows, batch)
 }
 

@@ -28,15 +28,21 @@ fn env_u64(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// A new database in a temporary directory with the model's table.
+fn fresh_database() -> (tempfile::TempDir, cohortdb::TableSchema, Database) {
+    let dir = tempfile::tempdir().unwrap();
+    let schema = schema();
+    let db = Database::open(dir.path(), options()).unwrap();
+    db.create_table(schema.clone()).unwrap();
+    (dir, schema, db)
+}
+
 #[test]
 fn random_batches_agree_with_the_model_across_checkpoints_and_reopens() {
     let seed = env_u64("COHORT_SEED", 20261123);
     let batches = env_u64("COHORT_MODEL_BATCHES", 3000);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let schema = schema();
-    let mut db = Database::open(dir.path(), options()).unwrap();
-    db.create_table(schema.clone()).unwrap();
+    let (dir, schema, mut db) = fresh_database();
     let mut model = Model::default();
     for i in 0..batches {
         if rng.random_bool(0.3) {
@@ -118,17 +124,14 @@ fn fresh_rows(
     rows_and_upserts(named, &rows)
 }
 
-/// Bulk loads past column-block (65,536 rows) boundaries, with updates, deletes and single inserts of profiles in
-/// between (rows that shadow the column-wise tail, or leave gaps in it), and
+/// Bulk loads past column-block (65,536 rows) boundaries, with updates,
+/// deletes and single inserts of profiles in between (rows that shadow the column-wise tail, or leave gaps in it), and
 /// checkpoints that cut a block in two; the model must agree throughout.
 #[test]
 fn bulk_loads_across_blocks_agree_with_the_model() {
     let seed = env_u64("COHORT_SEED", 20261124);
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let dir = tempfile::tempdir().unwrap();
-    let schema = schema();
-    let mut db = Database::open(dir.path(), options()).unwrap();
-    db.create_table(schema.clone()).unwrap();
+    let (dir, schema, mut db) = fresh_database();
     let mut model = Model::default();
     let mut loaded = 0u32;
     let mut round = 0;

@@ -422,6 +422,15 @@ mod tests {
         }
     }
 
+    const COMPARISONS: [Comparison; 6] = [
+        Comparison::Lt,
+        Comparison::Le,
+        Comparison::Eq,
+        Comparison::Ne,
+        Comparison::Ge,
+        Comparison::Gt,
+    ];
+
     fn model_cmp(op: Comparison, a: i64, b: i64) -> bool {
         match op {
             Comparison::Lt => a < b,
@@ -451,14 +460,7 @@ mod tests {
             assert_eq!(bsi.min(filter), rows.iter().map(|(_, v)| *v).min());
             assert_eq!(bsi.max(filter), rows.iter().map(|(_, v)| *v).max());
             for &p in probes {
-                for op in [
-                    Comparison::Lt,
-                    Comparison::Le,
-                    Comparison::Eq,
-                    Comparison::Ne,
-                    Comparison::Ge,
-                    Comparison::Gt,
-                ] {
+                for op in COMPARISONS {
                     let want: RoaringBitmap = rows
                         .iter()
                         .filter(|(_, v)| model_cmp(op, *v, p))
@@ -585,14 +587,7 @@ mod tests {
                     "step {step} {lo}..={hi}"
                 );
             }
-            for op in [
-                Comparison::Lt,
-                Comparison::Le,
-                Comparison::Eq,
-                Comparison::Ne,
-                Comparison::Ge,
-                Comparison::Gt,
-            ] {
+            for op in COMPARISONS {
                 for v in [-60, -50, 0, 77, 199, 300] {
                     let want: RoaringBitmap = filter
                         .iter()

@@ -125,8 +125,9 @@ fn fresh_rows(
 }
 
 /// Bulk loads past column-block (65,536 rows) boundaries, with updates,
-/// deletes and single inserts of profiles in between (rows that shadow the column-wise tail, or leave gaps in it), and
-/// checkpoints that cut a block in two; the model must agree throughout.
+/// deletes and single inserts of profiles in between (rows that shadow the
+/// column-wise tail, or leave gaps in it), and checkpoints that cut a block
+/// in two; the model must agree throughout.
 #[test]
 fn bulk_loads_across_blocks_agree_with_the_model() {
     let seed = env_u64("COHORT_SEED", 20261124);

@@ -17,6 +17,7 @@ pub mod check;
 mod checkpoint;
 mod column;
 mod commit;
+pub mod derived;
 mod error;
 mod keyfilter;
 mod options;
@@ -89,6 +90,8 @@ pub(crate) struct Inner {
     /// The last error of a background checkpoint, for operators.
     background_error: Mutex<Option<String>>,
     signal: Sender<Background>,
+    /// Per-shard bitmaps the query layer derives and reuses.
+    derived: Arc<derived::DerivedBitmaps>,
     _lock: File,
 }
 
@@ -185,6 +188,7 @@ impl Database {
             failure: Mutex::new(None),
             background_error: Mutex::new(None),
             signal,
+            derived: Arc::default(),
             _lock: lock,
             dir,
         });
@@ -268,7 +272,7 @@ impl Database {
 
     /// A consistent read view including every acknowledged write.
     pub fn snapshot(&self) -> Snapshot {
-        Snapshot::new(self.inner.state.read().clone())
+        Snapshot::new(self.inner.state.read().clone(), self.inner.derived.clone())
     }
 
     /// Checkpoints now (waiting for one already running).

@@ -59,6 +59,10 @@ pub struct ShardState {
     pub tail: Tail,
     pub live: Arc<RoaringBitmap>,
     pub columns: Vec<ColumnIndex>,
+    /// Content version: new whenever rows may have changed (see
+    /// [`super::derived`]); a checkpoint install keeps it, as the rows stay
+    /// the same.
+    pub version: u64,
 }
 
 impl ShardState {
@@ -71,6 +75,7 @@ impl ShardState {
             tail: Tail::default(),
             live: Arc::default(),
             columns: types.iter().map(|t| ColumnIndex::new(*t)).collect(),
+            version: super::derived::next_version(),
         }
     }
 
@@ -444,6 +449,7 @@ impl ShardState {
             tail: Tail::default(),
             live: Arc::new(live),
             columns,
+            version: super::derived::next_version(),
         })
     }
 

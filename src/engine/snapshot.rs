@@ -12,6 +12,7 @@
 //! `[first_row, first_row + 2^20)`.
 
 use super::column::ColumnIndex;
+use super::derived::DerivedBitmaps;
 use super::error::{Error, Result};
 use super::shard::{shard_of, ShardState};
 use super::state::DbState;
@@ -26,11 +27,17 @@ use std::sync::Arc;
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     state: Arc<DbState>,
+    derived: Arc<DerivedBitmaps>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(state: Arc<DbState>) -> Self {
-        Snapshot { state }
+    pub(crate) fn new(state: Arc<DbState>, derived: Arc<DerivedBitmaps>) -> Self {
+        Snapshot { state, derived }
+    }
+
+    /// The database's cache of derived per-shard bitmaps.
+    pub fn derived(&self) -> &Arc<DerivedBitmaps> {
+        &self.derived
     }
 
     /// The LSN of the last write this snapshot includes.
@@ -50,7 +57,10 @@ impl Snapshot {
     pub fn table(&self, name: &str) -> Result<TableSnapshot> {
         self.state
             .table(name)
-            .map(|t| TableSnapshot { table: t.clone() })
+            .map(|t| TableSnapshot {
+                table: t.clone(),
+                derived: self.derived.clone(),
+            })
             .ok_or_else(|| Error::TableNotFound(name.to_string()))
     }
 }
@@ -59,9 +69,15 @@ impl Snapshot {
 #[derive(Debug, Clone)]
 pub struct TableSnapshot {
     table: Arc<TableState>,
+    derived: Arc<DerivedBitmaps>,
 }
 
 impl TableSnapshot {
+    /// The database's cache of derived per-shard bitmaps.
+    pub fn derived(&self) -> &Arc<DerivedBitmaps> {
+        &self.derived
+    }
+
     pub fn schema(&self) -> &TableSchema {
         &self.table.schema
     }
@@ -133,6 +149,11 @@ impl ShardSnapshot {
     }
     pub fn first_row(&self) -> u32 {
         self.shard.first_row()
+    }
+    /// The shard's content version: equal versions mean equal rows
+    /// (see [`crate::engine::derived`]).
+    pub fn version(&self) -> u64 {
+        self.shard.version
     }
     pub fn schema(&self) -> &TableSchema {
         &self.schema

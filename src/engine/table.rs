@@ -214,7 +214,8 @@ impl TableState {
         self.shards.iter().map(|s| s.live.len()).sum()
     }
 
-    /// The shard holding `row`, created empty if needed, ready to change.
+    /// The shard holding `row`, created empty if needed, ready to change (with
+    /// a new content version).
     pub fn shard_mut(&mut self, row: u32) -> &mut ShardState {
         let s = shard_of(row) as usize;
         while self.shards.len() <= s {
@@ -222,6 +223,8 @@ impl TableState {
             self.shards
                 .push(Arc::new(ShardState::empty(number, &self.types)));
         }
-        Arc::make_mut(&mut self.shards[s])
+        let shard = Arc::make_mut(&mut self.shards[s]);
+        shard.version = super::derived::next_version();
+        shard
     }
 }

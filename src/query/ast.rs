@@ -181,6 +181,47 @@ pub enum Expr {
     Or(Vec<Expr>),
     Not(Box<Expr>),
     Pred(Predicate),
+    /// `IN segment`
+    InSegment(Ident),
+}
+
+/// What one item of `OVERLAP` counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverlapTarget {
+    Segment(Ident),
+    /// `( <predicate> )`
+    Predicate(Expr),
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlapItem {
+    pub target: OverlapTarget,
+    pub alias: Option<Ident>,
+    /// The item as written (a parenthesised predicate's name when it has no alias).
+    pub text: String,
+    pub span: Span,
+}
+
+/// `OVERLAP [MATRIX] item, ... [ON table] [WHERE base]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Overlap {
+    pub matrix: bool,
+    pub items: Vec<OverlapItem>,
+    pub table: Option<Ident>,
+    pub filter: Option<Expr>,
+    pub span: Span,
+}
+
+/// `TOP n col FROM table [WHERE p] [WITHIN base] [BY COUNT | BY LIFT] [MIN COUNT m]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Top {
+    pub n: u64,
+    pub column: Ident,
+    pub table: Ident,
+    pub filter: Option<Expr>,
+    pub within: Option<Expr>,
+    pub by_lift: bool,
+    pub min_count: u64,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -223,6 +264,25 @@ pub enum Statement {
     },
     Select(Select),
     Explain(Select),
+    CreateSegment {
+        name: Ident,
+        table: Ident,
+        definition: Expr,
+        /// The predicate as written: what the catalog stores.
+        text: String,
+        materialized: bool,
+        replace: bool,
+    },
+    DropSegment {
+        name: Ident,
+        if_exists: bool,
+    },
+    ShowSegments,
+    DescribeSegment {
+        name: Ident,
+    },
+    Overlap(Overlap),
+    Top(Top),
 }
 
 /// A statement and where it sits in the script.

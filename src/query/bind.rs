@@ -74,6 +74,15 @@ pub enum Pred {
     Keys {
         ids: Vec<String>,
     },
+    /// `IN name`: a named segment, its definition bound in place.
+    Segment {
+        name: String,
+        /// Names the bound definition (table and predicate): the key of a
+        /// materialized segment's cached bitmaps.
+        key: std::sync::Arc<str>,
+        materialized: bool,
+        pred: Box<Pred>,
+    },
     Not(Box<Pred>),
     And(Vec<Pred>),
     Or(Vec<Pred>),
@@ -181,24 +190,39 @@ pub enum Bound {
     },
     Select(Query),
     Explain(Query),
+    CreateSegment {
+        def: super::segments::SegmentDef,
+        replace: bool,
+    },
+    DropSegment {
+        name: Ident,
+        if_exists: bool,
+    },
+    ShowSegments,
+    DescribeSegment(Ident),
+    Overlap(super::overlap::OverlapQuery),
+    Top(super::top::TopQuery),
 }
 
 /// Known table options and what they take.
 pub const TABLE_OPTIONS: &[&str] = &["retention_days", "min_audience", "consent_column"];
 
-struct Binder<'a> {
-    source: &'a str,
+pub(super) struct Binder<'a> {
+    pub(super) source: &'a str,
+    pub(super) snapshot: &'a Snapshot,
+    /// Segments being bound, outermost first (a repeat is a cycle).
+    pub(super) segments: &'a std::cell::RefCell<Vec<String>>,
 }
 
 impl Binder<'_> {
-    fn err(&self, span: Span, message: impl Into<String>) -> QueryError {
+    pub(super) fn err(&self, span: Span, message: impl Into<String>) -> QueryError {
         QueryError::Bind {
             position: Position::of(self.source, span.start),
             message: message.into(),
         }
     }
 
-    fn table(&self, snapshot: &Snapshot, name: &Ident) -> QueryResult<TableSchema> {
+    pub(super) fn table(&self, snapshot: &Snapshot, name: &Ident) -> QueryResult<TableSchema> {
         snapshot
             .table(&name.name)
             .map(|t| t.schema().clone())
@@ -207,12 +231,12 @@ impl Binder<'_> {
 }
 
 /// The column a name refers to.
-enum ColumnRef<'s> {
+pub(super) enum ColumnRef<'s> {
     Key,
     Column(usize, &'s ColumnDef),
 }
 
-fn resolve<'s>(
+pub(super) fn resolve<'s>(
     b: &Binder<'_>,
     schema: &'s TableSchema,
     name: &Ident,
@@ -282,7 +306,12 @@ fn coerce(b: &Binder<'_>, column: &str, ty: ColumnType, lit: &Lit) -> QueryResul
 
 /// Binds one statement against `snapshot`'s catalog.
 pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryResult<Bound> {
-    let b = Binder { source };
+    let stack = std::cell::RefCell::new(Vec::new());
+    let b = Binder {
+        source,
+        snapshot,
+        segments: &stack,
+    };
     Ok(match statement {
         Statement::CreateTable {
             name,
@@ -400,6 +429,30 @@ pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryRe
         }
         Statement::Select(select) => Bound::Select(bind_select(&b, snapshot, select)?),
         Statement::Explain(select) => Bound::Explain(bind_select(&b, snapshot, select)?),
+        Statement::CreateSegment {
+            name,
+            table,
+            definition,
+            text,
+            materialized,
+            replace,
+        } => {
+            let mut def =
+                super::segments::bind_create(&b, name, table, definition, text, *replace)?;
+            def.materialized = *materialized;
+            Bound::CreateSegment {
+                def,
+                replace: *replace,
+            }
+        }
+        Statement::DropSegment { name, if_exists } => Bound::DropSegment {
+            name: name.clone(),
+            if_exists: *if_exists,
+        },
+        Statement::ShowSegments => Bound::ShowSegments,
+        Statement::DescribeSegment { name } => Bound::DescribeSegment(name.clone()),
+        Statement::Overlap(o) => Bound::Overlap(super::overlap::bind(&b, o)?),
+        Statement::Top(t) => Bound::Top(super::top::bind(&b, t)?),
     })
 }
 
@@ -653,7 +706,7 @@ fn negative(col: usize, p: Pred) -> Pred {
     Pred::And(vec![Pred::NotNull { col }, Pred::Not(Box::new(p))])
 }
 
-fn bind_expr(b: &Binder<'_>, schema: &TableSchema, e: &Expr) -> QueryResult<Pred> {
+pub(super) fn bind_expr(b: &Binder<'_>, schema: &TableSchema, e: &Expr) -> QueryResult<Pred> {
     Ok(match e {
         Expr::And(parts) => Pred::And(
             parts
@@ -669,6 +722,7 @@ fn bind_expr(b: &Binder<'_>, schema: &TableSchema, e: &Expr) -> QueryResult<Pred
         ),
         Expr::Not(inner) => Pred::Not(Box::new(bind_expr(b, schema, inner)?)),
         Expr::Pred(p) => bind_predicate(b, schema, p)?,
+        Expr::InSegment(name) => super::segments::bind_in_segment(b, schema, name)?,
     })
 }
 

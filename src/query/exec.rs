@@ -17,13 +17,48 @@
 use super::ast::{AggFn, CmpOp};
 use super::bind::{Agg, Field, Pred};
 use super::error::{QueryError, QueryResult};
+use crate::engine::derived::DerivedBitmaps;
 use crate::engine::{ShardSnapshot, TableSnapshot, Value};
 use crate::storage::bsi::Comparison;
 use crate::storage::schema::ColumnType;
 use roaring::RoaringBitmap;
-use std::borrow::Cow;
+use std::sync::Arc;
 
-type Bits<'a> = Cow<'a, RoaringBitmap>;
+/// A predicate's rows in one shard: a bitmap the shard holds, one computed
+/// for this query, or a cached one (a materialized segment).
+#[derive(Debug, Clone)]
+pub enum Bits<'a> {
+    Borrowed(&'a RoaringBitmap),
+    Owned(RoaringBitmap),
+    Shared(Arc<RoaringBitmap>),
+}
+
+impl Bits<'_> {
+    pub fn into_owned(self) -> RoaringBitmap {
+        match self {
+            Bits::Borrowed(b) => b.clone(),
+            Bits::Owned(b) => b,
+            Bits::Shared(b) => Arc::unwrap_or_clone(b),
+        }
+    }
+}
+
+impl std::ops::Deref for Bits<'_> {
+    type Target = RoaringBitmap;
+    fn deref(&self) -> &RoaringBitmap {
+        match self {
+            Bits::Borrowed(b) => b,
+            Bits::Owned(b) => b,
+            Bits::Shared(b) => b,
+        }
+    }
+}
+
+impl AsRef<RoaringBitmap> for Bits<'_> {
+    fn as_ref(&self) -> &RoaringBitmap {
+        self
+    }
+}
 
 /// Runs `work` on every shard, at most one thread per core, and returns the
 /// results in shard order.
@@ -44,6 +79,17 @@ pub fn resolve_keys(pred: &Pred, table: &TableSnapshot) -> Resolved {
             Resolved::Rows(ids.iter().filter_map(|id| table.lookup(id)).collect())
         }
         Pred::Not(p) => Resolved::Not(Box::new(resolve_keys(p, table))),
+        Pred::Segment {
+            key,
+            materialized: true,
+            pred,
+            ..
+        } => Resolved::Cached {
+            key: key.clone(),
+            cache: table.derived().clone(),
+            inner: Box::new(resolve_keys(pred, table)),
+        },
+        Pred::Segment { pred, .. } => resolve_keys(pred, table),
         Pred::And(ps) => Resolved::And(ps.iter().map(|p| resolve_keys(p, table)).collect()),
         Pred::Or(ps) => Resolved::Or(ps.iter().map(|p| resolve_keys(p, table)).collect()),
         other => Resolved::Leaf(other.clone()),
@@ -58,6 +104,13 @@ pub enum Resolved {
     Not(Box<Resolved>),
     And(Vec<Resolved>),
     Or(Vec<Resolved>),
+    /// A materialized segment: its per-shard bitmap comes from `cache` when
+    /// the shard has not changed since it was computed, else from `inner`.
+    Cached {
+        key: Arc<str>,
+        cache: Arc<DerivedBitmaps>,
+        inner: Box<Resolved>,
+    },
 }
 
 impl Resolved {
@@ -67,13 +120,16 @@ impl Resolved {
             Resolved::Leaf(Pred::Text { col, values }) if values.len() == 1 => Some(
                 shard
                     .value_bitmap(*col, &values[0])
-                    .map_or_else(|| Cow::Owned(RoaringBitmap::new()), Cow::Borrowed),
+                    .map_or_else(|| Bits::Owned(RoaringBitmap::new()), Bits::Borrowed),
             ),
             Resolved::Leaf(Pred::Bool { col, value: true }) => {
-                shard.true_bitmap(*col).map(Cow::Borrowed)
+                shard.true_bitmap(*col).map(Bits::Borrowed)
             }
-            Resolved::Leaf(Pred::NotNull { col }) => shard.exists(*col).map(Cow::Borrowed),
-            Resolved::Leaf(Pred::Const(true)) => Some(Cow::Borrowed(shard.live())),
+            Resolved::Leaf(Pred::NotNull { col }) => shard.exists(*col).map(Bits::Borrowed),
+            Resolved::Leaf(Pred::Const(true)) => Some(Bits::Borrowed(shard.live())),
+            Resolved::Cached { key, cache, .. } => cache
+                .get(key, shard.number(), shard.version())
+                .map(Bits::Shared),
             _ => None,
         }
     }
@@ -83,6 +139,7 @@ impl Resolved {
         match self {
             Resolved::Leaf(Pred::Const(false)) => 0,
             Resolved::Rows(_) => 0,
+            Resolved::Cached { .. } => 1,
             Resolved::Leaf(Pred::Text { values, .. }) if values.len() == 1 => 1,
             Resolved::Leaf(
                 Pred::Bool { value: true, .. } | Pred::NotNull { .. } | Pred::Const(true),
@@ -97,7 +154,7 @@ impl Resolved {
 }
 
 fn empty<'a>() -> Bits<'a> {
-    Cow::Owned(RoaringBitmap::new())
+    Bits::Owned(RoaringBitmap::new())
 }
 
 /// The rows of `shard` satisfying `pred`, looking only within `within` when given.
@@ -111,11 +168,11 @@ pub fn eval<'a>(
     }
     let live = shard.live();
     Ok(match pred {
-        Resolved::Rows(rows) => Cow::Owned(rows & live),
+        Resolved::Rows(rows) => Bits::Owned(rows & live),
         Resolved::Not(inner) => {
             let base = within.unwrap_or(live);
             let inner = eval(inner, shard, Some(base))?;
-            Cow::Owned(base - inner.as_ref())
+            Bits::Owned(base - inner.as_ref())
         }
         Resolved::And(parts) => eval_and(parts, shard, within)?,
         Resolved::Or(parts) => {
@@ -129,9 +186,15 @@ pub fn eval<'a>(
                     None => acc |= bits.as_ref(),
                 }
             }
-            Cow::Owned(acc)
+            Bits::Owned(acc)
         }
         Resolved::Leaf(leaf) => eval_leaf(leaf, shard, within)?,
+        Resolved::Cached { key, cache, inner } => {
+            // Computed for the whole shard (not only `within`) so it can be reused.
+            let bits = Arc::new(eval(inner, shard, None)?.into_owned());
+            cache.put(key, shard.number(), shard.version(), bits.clone());
+            Bits::Shared(bits)
+        }
     })
 }
 
@@ -166,26 +229,26 @@ fn eval_and<'a>(
         (Some(first), _) => {
             let b = eval(first, shard, within)?;
             match within {
-                Some(w) => Cow::Owned(b.as_ref() & w),
+                Some(w) => Bits::Owned(b.as_ref() & w),
                 None => b,
             }
         }
-        (None, Some(w)) => Cow::Owned(w & shard.live()),
-        (None, None) => Cow::Borrowed(shard.live()),
+        (None, Some(w)) => Bits::Owned(w & shard.live()),
+        (None, None) => Bits::Borrowed(shard.live()),
     };
     for p in positives.iter().skip(1) {
         if acc.is_empty() {
             return Ok(acc);
         }
         let next = eval(p, shard, Some(&acc))?;
-        acc = Cow::Owned(acc.as_ref() & next.as_ref());
+        acc = Bits::Owned(acc.as_ref() & next.as_ref());
     }
     for n in negatives {
         if acc.is_empty() {
             return Ok(acc);
         }
         let drop = eval(n, shard, Some(&acc))?;
-        acc = Cow::Owned(acc.as_ref() - drop.as_ref());
+        acc = Bits::Owned(acc.as_ref() - drop.as_ref());
     }
     Ok(acc)
 }
@@ -222,7 +285,7 @@ fn scan_floats<'a>(
             }
         }
     }
-    Ok(Cow::Owned(out))
+    Ok(Bits::Owned(out))
 }
 
 fn eval_leaf<'a>(
@@ -231,7 +294,7 @@ fn eval_leaf<'a>(
     within: Option<&RoaringBitmap>,
 ) -> QueryResult<Bits<'a>> {
     Ok(match leaf {
-        Pred::Const(true) => Cow::Borrowed(shard.live()),
+        Pred::Const(true) => Bits::Borrowed(shard.live()),
         Pred::Const(false) => empty(),
         Pred::Text { col, values } => {
             let mut acc = RoaringBitmap::new();
@@ -240,7 +303,7 @@ fn eval_leaf<'a>(
                     acc |= b;
                 }
             }
-            Cow::Owned(acc)
+            Bits::Owned(acc)
         }
         Pred::TextAll { col, values } => {
             let mut bitmaps = Vec::with_capacity(values.len());
@@ -254,7 +317,7 @@ fn eval_leaf<'a>(
             let mut acc = match (bitmaps.first(), within) {
                 (Some(first), Some(w)) => *first & w,
                 (Some(first), None) => (*first).clone(),
-                (None, _) => return Ok(Cow::Borrowed(shard.live())),
+                (None, _) => return Ok(Bits::Borrowed(shard.live())),
             };
             for b in bitmaps.iter().skip(1) {
                 if acc.is_empty() {
@@ -262,7 +325,7 @@ fn eval_leaf<'a>(
                 }
                 acc &= *b;
             }
-            Cow::Owned(acc)
+            Bits::Owned(acc)
         }
         Pred::TextRange { col, op, value } => {
             let mut acc = RoaringBitmap::new();
@@ -279,18 +342,18 @@ fn eval_leaf<'a>(
                     acc |= b;
                 }
             }
-            Cow::Owned(acc)
+            Bits::Owned(acc)
         }
         Pred::Bool { col, value } => match shard.bool_bitmap(*col, *value) {
-            Some(b) => Cow::Owned(b),
+            Some(b) => Bits::Owned(b),
             None => empty(),
         },
         Pred::Int { col, op, value } => match shard.bsi(*col) {
-            Some(bsi) => Cow::Owned(bsi.compare(*op, *value, within)),
+            Some(bsi) => Bits::Owned(bsi.compare(*op, *value, within)),
             None => empty(),
         },
         Pred::IntBetween { col, low, high } => match shard.bsi(*col) {
-            Some(bsi) => Cow::Owned(bsi.between(*low, *high, within)),
+            Some(bsi) => Bits::Owned(bsi.between(*low, *high, within)),
             None => empty(),
         },
         Pred::IntIn { col, values } => match shard.bsi(*col) {
@@ -299,7 +362,7 @@ fn eval_leaf<'a>(
                 for v in values {
                     acc |= bsi.compare(Comparison::Eq, *v, within);
                 }
-                Cow::Owned(acc)
+                Bits::Owned(acc)
             }
             None => empty(),
         },
@@ -311,12 +374,12 @@ fn eval_leaf<'a>(
         }
         Pred::FloatIn { col, values } => scan_floats(shard, *col, within, |v| values.contains(&v))?,
         Pred::NotNull { col } => match shard.exists(*col) {
-            Some(b) => Cow::Borrowed(b),
+            Some(b) => Bits::Borrowed(b),
             None => empty(),
         },
         // Resolved into rows before execution.
         Pred::Keys { .. } => empty(),
-        Pred::Not(_) | Pred::And(_) | Pred::Or(_) => {
+        Pred::Not(_) | Pred::And(_) | Pred::Or(_) | Pred::Segment { .. } => {
             return Err(QueryError::Limit(
                 "internal error: an unresolved predicate reached a shard".into(),
             ))
@@ -342,7 +405,7 @@ pub fn count(pred: &Resolved, shard: &ShardSnapshot) -> QueryResult<u64> {
                 None => return Ok(shard.live().len()),
             };
             let acc = if steps.is_empty() {
-                Cow::Borrowed(shard.live())
+                Bits::Borrowed(shard.live())
             } else {
                 let rebuilt: Vec<Resolved> = steps
                     .iter()

@@ -131,6 +131,15 @@ fn describe(pred: &Pred, schema: &TableSchema) -> (String, &'static str) {
             ),
             "key lookup",
         ),
+        Pred::Segment {
+            name,
+            materialized: true,
+            ..
+        } => (
+            format!("IN {name}"),
+            "materialized segment (cached per shard)",
+        ),
+        Pred::Segment { name, .. } => (format!("IN {name}"), "segment definition"),
         Pred::Not(_) | Pred::And(_) | Pred::Or(_) => (String::new(), ""),
     }
 }
@@ -173,6 +182,7 @@ fn estimate(pred: &Pred, table: &TableSnapshot, total: u64) -> u64 {
         | Pred::Float { col, .. }
         | Pred::FloatBetween { col, .. }
         | Pred::FloatIn { col, .. } => sum_over(&|s| s.exists(*col).map_or(0, |b| b.len())) / 3,
+        Pred::Segment { pred, .. } => estimate(pred, table, total),
         Pred::Not(p) => total.saturating_sub(estimate(p, table, total)),
         Pred::And(ps) => ps
             .iter()
@@ -197,6 +207,10 @@ fn class(p: &Pred) -> u8 {
         Pred::Int { .. } | Pred::IntBetween { .. } | Pred::IntIn { .. } => 3,
         Pred::Or(_) | Pred::And(_) | Pred::Not(_) => 3,
         Pred::TextRange { .. } => 4,
+        Pred::Segment {
+            materialized: true, ..
+        } => 1,
+        Pred::Segment { pred, .. } => class(pred),
         _ => 5,
     }
 }

@@ -15,8 +15,11 @@ pub mod exec;
 pub mod explain;
 pub mod group;
 pub mod output;
+pub mod overlap;
 pub mod parse;
 pub mod run;
+pub mod segments;
+pub mod top;
 pub mod users;
 
 pub use bind::OutColumn;
@@ -28,23 +31,30 @@ use crate::storage::schema::ColumnType;
 use bind::Bound;
 
 impl Database {
-    /// Runs a script of `;`-separated CohortQL statements and returns one
-    /// output per statement. The script is parsed whole first; statements then
-    /// run in order, each atomically, and the first failure stops the script
-    /// (statements before it stay done).
+    /// Runs a script of `;`-separated CohortQL statements and returns their
+    /// outputs in order: one per statement, except `OVERLAP` (without
+    /// `MATRIX`), which gives two (its Venn regions, then its pairs). The
+    /// script is parsed whole first; statements then run in order, each
+    /// atomically, and the first failure stops the script (statements before
+    /// it stay done).
     pub fn execute(&self, sql: &str) -> QueryResult<Vec<Output>> {
         let statements = parse::parse(sql)?;
         let mut outputs = Vec::with_capacity(statements.len());
         for s in &statements {
-            outputs.push(self.execute_statement(sql, &s.statement)?);
+            outputs.extend(self.execute_statement(sql, &s.statement)?);
         }
         Ok(outputs)
     }
 
-    /// Runs one parsed statement of `sql` (used by `execute` and by sessions).
-    pub fn execute_statement(&self, sql: &str, statement: &ast::Statement) -> QueryResult<Output> {
+    /// Runs one parsed statement of `sql` (used by `execute` and by
+    /// sessions): its outputs (one, or two for `OVERLAP`).
+    pub fn execute_statement(
+        &self,
+        sql: &str,
+        statement: &ast::Statement,
+    ) -> QueryResult<Vec<Output>> {
         let snapshot = self.snapshot();
-        Ok(match bind::bind(sql, &snapshot, statement)? {
+        Ok(vec![match bind::bind(sql, &snapshot, statement)? {
             Bound::CreateTable(schema) => {
                 self.create_table(schema)?;
                 Output::Done {
@@ -54,7 +64,7 @@ impl Database {
             }
             Bound::DropTable { name, if_exists } => {
                 match self.drop_table(&name) {
-                    Ok(()) => {}
+                    Ok(()) => segments::drop_segments_of(self, &name)?,
                     Err(EngineError::TableNotFound(_)) if if_exists => {}
                     Err(e) => return Err(e.into()),
                 }
@@ -201,6 +211,34 @@ impl Database {
             }
             Bound::Select(query) => run::run_query(&snapshot, query)?,
             Bound::Explain(query) => explain::explain(&snapshot, &query)?,
-        })
+            Bound::CreateSegment { def, replace } => {
+                segments::store(self, &def)?;
+                Output::Done {
+                    tag: if replace {
+                        "CREATE OR REPLACE SEGMENT"
+                    } else {
+                        "CREATE SEGMENT"
+                    },
+                    affected: 0,
+                }
+            }
+            Bound::DropSegment { name, if_exists } => {
+                let dropped = segments::drop_segment(self, &name.name, name.span, sql)?;
+                if !dropped && !if_exists {
+                    return Err(QueryError::Bind {
+                        position: Position::of(sql, name.span.start),
+                        message: format!("segment {} does not exist", name.name),
+                    });
+                }
+                Output::Done {
+                    tag: "DROP SEGMENT",
+                    affected: 0,
+                }
+            }
+            Bound::ShowSegments => segments::show(&snapshot)?,
+            Bound::DescribeSegment(name) => segments::describe(&snapshot, &name, sql)?,
+            Bound::Overlap(query) => return overlap::run(&snapshot, &query),
+            Bound::Top(query) => top::run(&snapshot, &query)?,
+        }])
     }
 }

@@ -37,6 +37,19 @@ pub fn parse(source: &str) -> QueryResult<Vec<Spanned>> {
     Ok(out)
 }
 
+/// Parses one predicate (a stored segment definition).
+pub fn parse_predicate(source: &str) -> QueryResult<Expr> {
+    check_nesting(source)?;
+    let mut pairs =
+        CohortQl::parse(Rule::definition, source).map_err(|e| syntax_error(source, e))?;
+    let definition = pairs.next().ok_or_else(|| internal(source))?;
+    let e = definition
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::expr)
+        .ok_or_else(|| internal(source))?;
+    expr(source, e)
+}
+
 fn internal(source: &str) -> QueryError {
     QueryError::Syntax {
         position: Position::of(source, 0),
@@ -141,7 +154,9 @@ fn describe(rule: Rule) -> &'static str {
     use Rule::*;
     match rule {
         statement | k_select | k_create | k_drop | k_show | k_describe | k_insert | k_update
-        | k_delete | k_explain => "a statement (SELECT, INSERT, UPDATE, DELETE, CREATE TABLE, ...)",
+        | k_delete | k_explain | k_overlap | k_top => {
+            "a statement (SELECT, INSERT, UPDATE, DELETE, CREATE TABLE, OVERLAP, TOP, ...)"
+        }
         EOI => "';' or the end of the input",
         ident | bare_ident | quoted_ident => "a name",
         literal | string | number | boolean | null | set_literal | timestamp_literal | k_true
@@ -156,6 +171,16 @@ fn describe(rule: Rule) -> &'static str {
             "a column, * or an aggregate"
         }
         k_from => "FROM",
+        k_segment => "SEGMENT",
+        k_segments => "SEGMENTS",
+        k_on | on_table => "ON",
+        k_replace => "REPLACE",
+        k_materialized | materialized => "MATERIALIZED",
+        k_within | within_clause => "WITHIN",
+        k_lift | top_order => "BY COUNT or BY LIFT",
+        min_count => "MIN COUNT",
+        overlap_item | paren_expr => "a segment name or a (predicate)",
+        in_segment => "IN segment",
         k_where => "WHERE",
         k_table => "TABLE",
         k_into => "INTO",
@@ -499,6 +524,52 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
             }
         }
         Rule::select => Statement::Select(select(source, pair)?),
+        Rule::create_segment => {
+            let mut idents = Vec::new();
+            let mut definition = None;
+            let (mut materialized, mut replace) = (false, false);
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::ident => idents.push(ident(p)),
+                    Rule::expr => {
+                        let span = span_of(&p);
+                        definition =
+                            Some((expr(source, p)?, source[span.start..span.end].to_string()));
+                    }
+                    Rule::materialized => materialized = true,
+                    Rule::or_replace => replace = true,
+                    _ => {}
+                }
+            }
+            let mut idents = idents.into_iter();
+            let (Some(name), Some(table), Some((definition, text))) =
+                (idents.next(), idents.next(), definition)
+            else {
+                return Err(internal(source));
+            };
+            Statement::CreateSegment {
+                name,
+                table,
+                definition,
+                text,
+                materialized,
+                replace,
+            }
+        }
+        Rule::drop_segment => {
+            let (name, if_exists) = drop_target(source, pair)?;
+            Statement::DropSegment { name, if_exists }
+        }
+        Rule::show_segments => Statement::ShowSegments,
+        Rule::describe_segment => Statement::DescribeSegment {
+            name: pair
+                .into_inner()
+                .find(|p| p.as_rule() == Rule::ident)
+                .map(ident)
+                .ok_or_else(|| internal(source))?,
+        },
+        Rule::overlap => Statement::Overlap(overlap(source, pair)?),
+        Rule::top => Statement::Top(top(source, pair)?),
         Rule::explain => {
             let inner = pair
                 .into_inner()
@@ -681,6 +752,120 @@ fn select_expr(source: &str, pair: P<'_>) -> QueryResult<SelectExpr> {
     })
 }
 
+fn overlap(source: &str, pair: P<'_>) -> QueryResult<Overlap> {
+    let span = span_of(&pair);
+    let mut out = Overlap {
+        matrix: false,
+        items: Vec::new(),
+        table: None,
+        filter: None,
+        span,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::matrix => out.matrix = true,
+            Rule::overlap_item => {
+                let span = span_of(&p);
+                let mut target = None;
+                let mut alias = None;
+                let mut text = String::new();
+                for part in p.into_inner() {
+                    match part.as_rule() {
+                        Rule::ident => {
+                            let name = ident(part);
+                            text = name.name.clone();
+                            target = Some(OverlapTarget::Segment(name));
+                        }
+                        Rule::paren_expr => {
+                            let inner = part
+                                .into_inner()
+                                .find(|x| x.as_rule() == Rule::expr)
+                                .ok_or_else(|| internal(source))?;
+                            let s = span_of(&inner);
+                            text = source[s.start..s.end].to_string();
+                            target = Some(OverlapTarget::Predicate(expr(source, inner)?));
+                        }
+                        Rule::alias => {
+                            alias = part
+                                .into_inner()
+                                .find(|x| x.as_rule() == Rule::ident)
+                                .map(ident);
+                        }
+                        _ => {}
+                    }
+                }
+                out.items.push(OverlapItem {
+                    target: target.ok_or_else(|| internal(source))?,
+                    alias,
+                    text,
+                    span,
+                });
+            }
+            Rule::on_table => {
+                out.table = p
+                    .into_inner()
+                    .find(|x| x.as_rule() == Rule::ident)
+                    .map(ident);
+            }
+            Rule::where_clause => out.filter = Some(where_clause(source, p)?),
+            _ => {}
+        }
+    }
+    Ok(out)
+}
+
+fn top(source: &str, pair: P<'_>) -> QueryResult<Top> {
+    let mut n = None;
+    let mut idents = Vec::new();
+    let (mut filter, mut within, mut by_lift, mut min_count) = (None, None, false, 0);
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::integer => n = Some(whole_number(source, &p)?),
+            Rule::ident => idents.push(ident(p)),
+            Rule::where_clause => filter = Some(where_clause(source, p)?),
+            Rule::within_clause => {
+                let e = p
+                    .into_inner()
+                    .find(|x| x.as_rule() == Rule::expr)
+                    .ok_or_else(|| internal(source))?;
+                within = Some(expr(source, e)?);
+            }
+            Rule::top_order => by_lift = p.into_inner().any(|x| x.as_rule() == Rule::k_lift),
+            Rule::min_count => {
+                let m = p
+                    .into_inner()
+                    .find(|x| x.as_rule() == Rule::integer)
+                    .ok_or_else(|| internal(source))?;
+                min_count = whole_number(source, &m)?;
+            }
+            _ => {}
+        }
+    }
+    let mut idents = idents.into_iter();
+    let (Some(n), Some(column), Some(table)) = (n, idents.next(), idents.next()) else {
+        return Err(internal(source));
+    };
+    Ok(Top {
+        n,
+        column,
+        table,
+        filter,
+        within,
+        by_lift,
+        min_count,
+    })
+}
+
+fn whole_number(source: &str, pair: &P<'_>) -> QueryResult<u64> {
+    pair.as_str().parse::<u64>().map_err(|_| {
+        error_at(
+            source,
+            pair.as_span().start(),
+            format!("{} is too large a number", pair.as_str()),
+        )
+    })
+}
+
 fn where_clause(source: &str, pair: P<'_>) -> QueryResult<Expr> {
     let e = pair
         .into_inner()
@@ -715,6 +900,11 @@ fn expr(source: &str, pair: P<'_>) -> QueryResult<Expr> {
                 .ok_or_else(|| internal(source))?;
             Ok(Expr::Not(Box::new(expr(source, inner)?)))
         }
+        Rule::in_segment => pair
+            .into_inner()
+            .find(|p| p.as_rule() == Rule::ident)
+            .map(|p| Expr::InSegment(ident(p)))
+            .ok_or_else(|| internal(source)),
         Rule::predicate => {
             let span = span_of(&pair);
             let mut it = pair.into_inner();

@@ -185,6 +185,14 @@ impl RowSource for RowStream {
     }
 }
 
+/// Number of profiles of `table` satisfying `pred`.
+pub fn count_rows(table: &TableSnapshot, pred: &super::bind::Pred) -> QueryResult<u64> {
+    let resolved = resolve_keys(pred, table);
+    Ok(per_shard(table, |shard| count(&resolved, shard))?
+        .into_iter()
+        .sum())
+}
+
 /// The ids of the profiles a filter selects (for UPDATE and DELETE).
 pub fn matching_ids(
     table: &TableSnapshot,

@@ -570,69 +570,71 @@ fn execute_request(
             break;
         }
         let started = Instant::now();
-        let output = match db.execute_statement(text, &s.statement) {
+        let outputs = match db.execute_statement(text, &s.statement) {
             Ok(o) => o,
             Err(e) => {
                 send(error_message(&e));
                 break;
             }
         };
-        match output {
-            Output::Done { tag, affected } => {
-                if !send(Message::Complete {
-                    statement: i as u32,
-                    tag: tag.to_string(),
-                    affected,
-                    micros: started.elapsed().as_micros() as u64,
-                }) {
-                    return;
-                }
-            }
-            Output::Rows(mut rows) => {
-                let columns = rows
-                    .columns
-                    .iter()
-                    .map(|c| ColumnInfo {
-                        name: c.name.clone(),
-                        ty: c.ty,
-                    })
-                    .collect();
-                if !send(Message::Schema {
-                    statement: i as u32,
-                    columns,
-                }) {
-                    return;
-                }
-                let mut total = 0u64;
-                loop {
-                    if total > 0 {
-                        if let Some(m) = stopped(flag) {
-                            send(m);
-                            break 'statements;
-                        }
+        for output in outputs {
+            match output {
+                Output::Done { tag, affected } => {
+                    if !send(Message::Complete {
+                        statement: i as u32,
+                        tag: tag.to_string(),
+                        affected,
+                        micros: started.elapsed().as_micros() as u64,
+                    }) {
+                        return;
                     }
-                    let mut batch = RowsEncoder::new(rows.columns.len());
-                    match rows.encode_next(batch_rows, &mut batch) {
-                        Ok(0) => break,
-                        Ok(n) => {
-                            total += n as u64;
-                            if !send(Message::RowBatch(batch.finish())) {
-                                return;
+                }
+                Output::Rows(mut rows) => {
+                    let columns = rows
+                        .columns
+                        .iter()
+                        .map(|c| ColumnInfo {
+                            name: c.name.clone(),
+                            ty: c.ty,
+                        })
+                        .collect();
+                    if !send(Message::Schema {
+                        statement: i as u32,
+                        columns,
+                    }) {
+                        return;
+                    }
+                    let mut total = 0u64;
+                    loop {
+                        if total > 0 {
+                            if let Some(m) = stopped(flag) {
+                                send(m);
+                                break 'statements;
                             }
                         }
-                        Err(e) => {
-                            send(error_message(&e));
-                            break 'statements;
+                        let mut batch = RowsEncoder::new(rows.columns.len());
+                        match rows.encode_next(batch_rows, &mut batch) {
+                            Ok(0) => break,
+                            Ok(n) => {
+                                total += n as u64;
+                                if !send(Message::RowBatch(batch.finish())) {
+                                    return;
+                                }
+                            }
+                            Err(e) => {
+                                send(error_message(&e));
+                                break 'statements;
+                            }
                         }
                     }
-                }
-                if !send(Message::Complete {
-                    statement: i as u32,
-                    tag: "SELECT".into(),
-                    affected: total,
-                    micros: started.elapsed().as_micros() as u64,
-                }) {
-                    return;
+                    if !send(Message::Complete {
+                        statement: i as u32,
+                        tag: "SELECT".into(),
+                        affected: total,
+                        micros: started.elapsed().as_micros() as u64,
+                    }) {
+                        return;
+                    }
                 }
             }
         }

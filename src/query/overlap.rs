@@ -1,0 +1,326 @@
+//! `OVERLAP [MATRIX] s1, s2, ..., sk [ON table] [WHERE base]`: how k
+//! segments (named, or parenthesised predicates) overlap, exactly.
+//!
+//! The full form returns two results: every non-empty Venn region with its
+//! exclusive count (one BOOL column per item: in or not in), and one row per
+//! pair with |A|, |B|, |A∩B|, |A∩B|/|A|, |A∩B|/|B| and the Jaccard index.
+//! `MATRIX` returns just the k×k table of |Ai ∩ Aj| (|Ai| on the diagonal).
+//!
+//! One pass per shard: each item is evaluated once (within the base), then
+//! the union of the items is split item by item into the regions (bitmap
+//! AND / AND NOT, the last level count-only), skipping empty branches;
+//! pair counts are sums of region counts. MATRIX counts each pair with one
+//! `intersection_len`. Shards merge by adding counts per region or pair.
+//!
+//! Invariants: 1 < k <= [`MAX_ITEMS`]; region codes have bit i set when the
+//! profile is in item i; profiles in no item are not counted.
+
+use super::ast::{Overlap, OverlapTarget};
+use super::bind::{bind_expr, Binder, OutColumn, Pred};
+use super::error::QueryResult;
+use super::exec::{eval, per_shard, resolve_keys, Resolved};
+use super::output::{Output, Rows};
+use crate::engine::{ShardSnapshot, Snapshot, Value};
+use crate::storage::schema::ColumnType;
+use roaring::{MultiOps, RoaringBitmap};
+use std::collections::BTreeMap;
+
+/// Most items one OVERLAP takes.
+pub const MAX_ITEMS: usize = 16;
+
+/// A bound OVERLAP.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OverlapQuery {
+    pub table: String,
+    /// Result names of the items, in order.
+    pub names: Vec<String>,
+    pub items: Vec<Pred>,
+    pub base: Option<Pred>,
+    pub matrix: bool,
+}
+
+pub(super) fn bind(b: &Binder<'_>, o: &Overlap) -> QueryResult<OverlapQuery> {
+    if o.items.len() < 2 || o.items.len() > MAX_ITEMS {
+        return Err(b.err(
+            o.span,
+            format!(
+                "OVERLAP takes 2 to {MAX_ITEMS} segments, not {}",
+                o.items.len()
+            ),
+        ));
+    }
+    let table = match (&o.table, o.items.iter().find_map(segment_name)) {
+        (Some(t), _) => t.clone(),
+        (None, Some(first)) => match super::segments::load(b.snapshot, &first.name)? {
+            Some(def) => super::ast::Ident {
+                name: def.table,
+                span: first.span,
+            },
+            None => return Err(b.err(first.span, format!("segment {} does not exist", first.name))),
+        },
+        (None, None) => {
+            return Err(b.err(
+                o.span,
+                "OVERLAP of predicates only needs ON table to say which table they are on",
+            ))
+        }
+    };
+    let schema = b.table(b.snapshot, &table)?;
+    let mut names: Vec<String> = Vec::new();
+    let mut items = Vec::new();
+    for item in &o.items {
+        let name = item
+            .alias
+            .as_ref()
+            .map_or_else(|| item.text.clone(), |a| a.name.clone());
+        if names.contains(&name) {
+            return Err(b.err(
+                item.span,
+                format!("{name} is in this OVERLAP twice (name one with AS)"),
+            ));
+        }
+        names.push(name);
+        items.push(match &item.target {
+            OverlapTarget::Segment(s) => super::segments::bind_in_segment(b, &schema, s)?,
+            OverlapTarget::Predicate(e) => bind_expr(b, &schema, e)?,
+        });
+    }
+    let base = o
+        .filter
+        .as_ref()
+        .map(|f| bind_expr(b, &schema, f))
+        .transpose()?;
+    Ok(OverlapQuery {
+        table: schema.name.clone(),
+        names,
+        items,
+        base,
+        matrix: o.matrix,
+    })
+}
+
+fn segment_name(item: &super::ast::OverlapItem) -> Option<&super::ast::Ident> {
+    match &item.target {
+        OverlapTarget::Segment(s) => Some(s),
+        OverlapTarget::Predicate(_) => None,
+    }
+}
+
+/// Each item's rows in `shard`, within the base.
+fn item_rows(
+    shard: &ShardSnapshot,
+    items: &[Resolved],
+    base: Option<&Resolved>,
+) -> QueryResult<Vec<RoaringBitmap>> {
+    let base_rows = base.map(|b| eval(b, shard, None)).transpose()?;
+    items
+        .iter()
+        .map(|item| {
+            Ok(match &base_rows {
+                Some(base) => eval(item, shard, Some(base))?.as_ref() & base.as_ref(),
+                None => eval(item, shard, None)?.into_owned(),
+            })
+        })
+        .collect()
+}
+
+/// Adds the exclusive count of every non-empty region below `rows` (the
+/// profiles in exactly the items of `code` among the first `level`).
+fn split(
+    rows: &RoaringBitmap,
+    level: usize,
+    code: u32,
+    items: &[RoaringBitmap],
+    out: &mut BTreeMap<u32, u64>,
+) {
+    if rows.is_empty() {
+        return;
+    }
+    let item = &items[level];
+    let bit = 1u32 << level;
+    if level + 1 == items.len() {
+        let inside = rows.intersection_len(item);
+        let outside = rows.len() - inside;
+        if inside > 0 {
+            *out.entry(code | bit).or_default() += inside;
+        }
+        if outside > 0 && code != 0 {
+            *out.entry(code).or_default() += outside;
+        }
+        return;
+    }
+    split(&(rows & item), level + 1, code | bit, items, out);
+    split(&(rows - item), level + 1, code, items, out);
+}
+
+/// Exclusive region counts of one shard, by membership code.
+fn regions(items: &[RoaringBitmap]) -> BTreeMap<u32, u64> {
+    let union = items.iter().union();
+    let mut out = BTreeMap::new();
+    split(&union, 0, 0, items, &mut out);
+    out
+}
+
+fn int(n: u64) -> Value {
+    Value::Int(n as i64)
+}
+
+fn ratio(a: u64, b: u64) -> Value {
+    if b == 0 {
+        Value::Null
+    } else {
+        Value::Float(a as f64 / b as f64)
+    }
+}
+
+pub fn run(snapshot: &Snapshot, q: &OverlapQuery) -> QueryResult<Vec<Output>> {
+    let table = snapshot.table(&q.table)?;
+    let items: Vec<Resolved> = q.items.iter().map(|p| resolve_keys(p, &table)).collect();
+    let base = q.base.as_ref().map(|p| resolve_keys(p, &table));
+    let k = items.len();
+    if q.matrix {
+        let per = per_shard(&table, |shard| {
+            let rows = item_rows(shard, &items, base.as_ref())?;
+            let mut counts = vec![0u64; k * k];
+            for i in 0..k {
+                counts[i * k + i] = rows[i].len();
+                for j in i + 1..k {
+                    let both = rows[i].intersection_len(&rows[j]);
+                    counts[i * k + j] = both;
+                    counts[j * k + i] = both;
+                }
+            }
+            Ok(counts)
+        })?;
+        let mut total = vec![0u64; k * k];
+        for counts in per {
+            for (t, c) in total.iter_mut().zip(counts) {
+                *t += c;
+            }
+        }
+        let mut columns = vec![OutColumn {
+            name: "segment".into(),
+            ty: ColumnType::Text,
+        }];
+        columns.extend(q.names.iter().map(|n| OutColumn {
+            name: n.clone(),
+            ty: ColumnType::Int,
+        }));
+        let rows = (0..k)
+            .map(|i| {
+                let mut row = vec![Value::Text(q.names[i].clone())];
+                row.extend((0..k).map(|j| int(total[i * k + j])));
+                row
+            })
+            .collect();
+        return Ok(vec![Output::Rows(Rows::from_vec(columns, rows))]);
+    }
+    let per = per_shard(&table, |shard| {
+        Ok(regions(&item_rows(shard, &items, base.as_ref())?))
+    })?;
+    let mut total: BTreeMap<u32, u64> = BTreeMap::new();
+    for shard in per {
+        for (code, n) in shard {
+            *total.entry(code).or_default() += n;
+        }
+    }
+    Ok(vec![
+        region_output(&q.names, &total),
+        pair_output(&q.names, &total),
+    ])
+}
+
+fn region_output(names: &[String], total: &BTreeMap<u32, u64>) -> Output {
+    let k = names.len();
+    let member = |code: u32| (0..k).map(move |i| code & (1 << i) != 0);
+    let mut codes: Vec<u32> = total.keys().copied().collect();
+    // Fewest items first; then item 1 before item 2 ... (`100` before `010`).
+    codes.sort_by_key(|c| {
+        (
+            c.count_ones(),
+            std::cmp::Reverse(member(*c).collect::<Vec<bool>>()),
+        )
+    });
+    let mut columns: Vec<OutColumn> = names
+        .iter()
+        .map(|n| OutColumn {
+            name: n.clone(),
+            ty: ColumnType::Bool,
+        })
+        .collect();
+    columns.push(OutColumn {
+        name: "profiles".into(),
+        ty: ColumnType::Int,
+    });
+    let rows = codes
+        .iter()
+        .map(|c| {
+            let mut row: Vec<Value> = member(*c).map(Value::Bool).collect();
+            row.push(int(total[c]));
+            row
+        })
+        .collect();
+    Output::Rows(Rows::from_vec(columns, rows))
+}
+
+fn pair_output(names: &[String], total: &BTreeMap<u32, u64>) -> Output {
+    let k = names.len();
+    let size = |mask: u32| -> u64 {
+        total
+            .iter()
+            .filter(|(c, _)| *c & mask == mask)
+            .map(|(_, n)| n)
+            .sum()
+    };
+    let columns = [
+        ("a", ColumnType::Text),
+        ("b", ColumnType::Text),
+        ("a_profiles", ColumnType::Int),
+        ("b_profiles", ColumnType::Int),
+        ("both", ColumnType::Int),
+        ("share_of_a", ColumnType::Float),
+        ("share_of_b", ColumnType::Float),
+        ("jaccard", ColumnType::Float),
+    ]
+    .into_iter()
+    .map(|(name, ty)| OutColumn {
+        name: name.into(),
+        ty,
+    })
+    .collect();
+    let mut rows = Vec::new();
+    for i in 0..k {
+        for j in i + 1..k {
+            let (a, b) = (size(1 << i), size(1 << j));
+            let both = size((1 << i) | (1 << j));
+            rows.push(vec![
+                Value::Text(names[i].clone()),
+                Value::Text(names[j].clone()),
+                int(a),
+                int(b),
+                int(both),
+                ratio(both, a),
+                ratio(both, b),
+                ratio(both, a + b - both),
+            ]);
+        }
+    }
+    Output::Rows(Rows::from_vec(columns, rows))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn regions_are_exclusive_and_skip_profiles_in_none() {
+        let a = RoaringBitmap::from_iter([1, 2, 3, 4]);
+        let b = RoaringBitmap::from_iter([3, 4, 5]);
+        let c = RoaringBitmap::from_iter([4, 6]);
+        let r = regions(&[a, b, c]);
+        let want: BTreeMap<u32, u64> = [(0b001, 2), (0b011, 1), (0b111, 1), (0b010, 1), (0b100, 1)]
+            .into_iter()
+            .collect();
+        assert_eq!(r, want);
+    }
+}

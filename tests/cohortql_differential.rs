@@ -19,6 +19,15 @@
 //!   aggregates, aliases, `ORDER BY` (position, name, alias, aggregate,
 //!   ASC / DESC) and `LIMIT`; row queries (`SELECT *` or a column list) with
 //!   and without `LIMIT`; SUM overflow reported as an error.
+//! - Audience analytics: `IN segment` anywhere a predicate goes (writes'
+//!   WHERE too, segments inside segments), `CREATE [OR REPLACE] SEGMENT
+//!   ... [MATERIALIZED]` (plain and materialized must agree, also after the
+//!   rows change), `DROP SEGMENT [IF EXISTS]`, refusals (a cycle, a name
+//!   taken, a segment others use, one that does not exist) that change
+//!   nothing; `OVERLAP` of 2-16 segments or predicates with and without a
+//!   base (every Venn region, every pair) and `OVERLAP MATRIX`, duplicate
+//!   names refused; `TOP n` of TEXT / SET<TEXT> columns by count and by
+//!   lift, with `WITHIN` and `MIN COUNT`.
 //! - Writes: upserting INSERT (duplicate ids within and across statements,
 //!   NULLs, empty sets), UPDATE with `c = v`, `s = s + [...]`,
 //!   `s = s - [...]` with and without WHERE, DELETE, and the affected
@@ -97,26 +106,33 @@ fn verbose() -> bool {
 /// error as text); the outer `Err` is a malformed answer (not exactly one row
 /// result, or a value that does not have its column's type).
 fn engine_rows(db: &Database, sql: &str) -> Result<Result<Vec<Vec<Value>>, String>, String> {
-    let mut outs = match db.execute(sql) {
-        Ok(outs) => outs,
-        Err(e) => return Ok(Err(e.to_string())),
-    };
-    if outs.len() != 1 {
-        return Err(format!("{} outputs for one statement", outs.len()));
+    match db.execute(sql) {
+        Ok(outs) => rows_of(outs),
+        Err(e) => Ok(Err(e.to_string())),
     }
-    match outs.pop() {
-        Some(Output::Rows(rows)) => {
-            let columns = rows.columns.clone();
-            match rows.collect_all() {
-                Ok(rows) => {
-                    check_types(&columns, &rows)?;
-                    Ok(Ok(rows))
-                }
-                Err(e) => Ok(Err(e.to_string())),
+}
+
+/// The rows of a query's results in sequence (OVERLAP gives two results),
+/// each result's values checked against its column types.
+fn rows_of(outs: Vec<Output>) -> Result<Result<Vec<Vec<Value>>, String>, String> {
+    if outs.is_empty() {
+        return Err("no output for a query".into());
+    }
+    let mut all = Vec::new();
+    for out in outs {
+        let Output::Rows(rows) = out else {
+            return Err(format!("a query returned {out:?}"));
+        };
+        let columns = rows.columns.clone();
+        match rows.collect_all() {
+            Ok(rows) => {
+                check_types(&columns, &rows)?;
+                all.extend(rows);
             }
+            Err(e) => return Ok(Err(e.to_string())),
         }
-        other => Err(format!("a query returned {other:?}")),
     }
+    Ok(Ok(all))
 }
 
 /// One seed: a database in a temporary directory, its model, and the generator.
@@ -277,29 +293,48 @@ impl Case {
             Ok(outs) => outs,
             Err(e) => self.fail(&sql, format!("the script failed: {e}")),
         };
-        let rows = match (outs.len(), outs.pop()) {
-            (2, Some(Output::Rows(rows))) => rows,
-            (_, last) => self.fail(&sql, format!("outputs: {outs:?} then {last:?}")),
-        };
+        if outs.len() < 2 {
+            self.fail(&sql, format!("outputs: {outs:?}"));
+        }
+        let answers = outs.split_off(1);
         if !matches!(outs[0], Output::Done { affected: a, .. } if a == affected) {
             self.fail(
                 &sql,
                 format!("expected {affected} affected, got {:?}", outs[0]),
             );
         }
-        let columns = rows.columns.clone();
-        let actual = rows.collect_all().map_err(|e| e.to_string());
-        if let Ok(rows) = &actual {
-            if let Err(e) = check_types(&columns, rows) {
-                self.fail(&sql, e);
-            }
-        }
+        let actual = match rows_of(answers) {
+            Ok(actual) => actual,
+            Err(e) => self.fail(&sql, e),
+        };
         if let Err(why) = check(&exp, &actual) {
             self.fail(
                 &sql,
                 format!("{why}\nexpected: {:?}\nactual:   {actual:?}", exp.expected),
             );
         }
+    }
+
+    /// CREATE / REPLACE / DROP SEGMENT: the engine must do what the model
+    /// does, and refuse (changing nothing) what the model refuses.
+    fn segment_op(&mut self) {
+        let op = self.gen.segment_op();
+        let sql = op.sql(&self.gen.schema);
+        let want = op.apply(&mut self.gen.schema);
+        match (want, self.db().execute(&sql)) {
+            (Ok(()), Ok(_)) => self.log.push(format!("{sql};")),
+            (Err(_), Err(e)) => {
+                if verbose() {
+                    eprintln!("[seed {}] {sql}\n    -> {e}", self.seed);
+                }
+                self.log.push(format!("-- (refused, as expected) {sql};"));
+            }
+            (Ok(()), Err(e)) => self.fail(&sql, format!("the segment statement failed: {e}")),
+            (Err(why), Ok(outs)) => {
+                self.fail(&sql, format!("expected a refusal ({why}), got {outs:?}"))
+            }
+        }
+        self.statements += 1;
     }
 
     fn query(&mut self, q: &Query) {
@@ -378,6 +413,7 @@ impl Case {
                 66..=67 => self.checkpoint(),
                 68..=69 => self.reopen(),
                 70 => self.recreate(),
+                71..=76 => self.segment_op(),
                 _ => {}
             }
             for _ in 0..self.gen.rng.random_range(1..=3) {
@@ -476,6 +512,7 @@ fn hand_schema() -> Schema {
             col("ok", Ty::Bool),
         ],
         style: IdentStyle::Plain,
+        segments: Default::default(),
     }
 }
 const COUNTRY: usize = 0;
@@ -903,6 +940,7 @@ fn sum_overflow_is_an_error_in_the_model_and_the_engine() {
             ty: Ty::Int,
         }],
         style: IdentStyle::Plain,
+        segments: Default::default(),
     };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), options(true)).unwrap();

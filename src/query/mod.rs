@@ -63,8 +63,12 @@ impl Database {
                 }
             }
             Bound::DropTable { name, if_exists } => {
+                // Segments store the table's declared name; `name` is as written.
+                let declared = snapshot.table(&name).map(|t| t.schema().name.clone());
                 match self.drop_table(&name) {
-                    Ok(()) => segments::drop_segments_of(self, &name)?,
+                    Ok(()) => {
+                        segments::drop_segments_of(self, declared.as_deref().unwrap_or(&name))?
+                    }
                     Err(EngineError::TableNotFound(_)) if if_exists => {}
                     Err(e) => return Err(e.into()),
                 }

@@ -156,8 +156,15 @@ pub(super) fn bind_in_segment(
             ),
         ));
     }
-    let pred = bind_definition(b, schema, &def.name, &def.definition)
-        .map_err(|e| b.err(name.span, format!("in segment {}: {e}", def.name)))?;
+    let pred = bind_definition(b, schema, &def.name, &def.definition).map_err(|e| {
+        let why = match e {
+            QueryError::Syntax { position, message } | QueryError::Bind { position, message } => {
+                format!("{message} (at {position} of its definition)")
+            }
+            other => other.to_string(),
+        };
+        b.err(name.span, format!("in segment {}: {why}", def.name))
+    })?;
     Ok(Pred::Segment {
         key: Arc::from(format!("{}\u{0}{:?}", schema.name, pred)),
         name: def.name,

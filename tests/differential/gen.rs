@@ -3,7 +3,7 @@
 //! that they must match nothing.
 
 use super::model::{iso8601, Assign, Column, IdentStyle, Lit, Op, Pred, Schema, Target, Ty, Write};
-use super::query::{Agg, Func, GItem, Order, OrderKey, Query};
+use super::query::{Agg, Func, GItem, Order, OrderKey, OverlapItem, Query};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -116,6 +116,7 @@ impl Gen {
                 key: "id".into(),
                 columns: Vec::new(),
                 style: IdentStyle::Plain,
+                segments: Default::default(),
             },
             big,
             domains: Vec::new(),
@@ -201,6 +202,7 @@ impl Gen {
         );
         self.schema.columns = columns;
         self.schema.style = style;
+        self.schema.segments.clear();
         self.domains = domains;
     }
 
@@ -395,6 +397,10 @@ impl Gen {
         if self.rng.random_bool(0.1) {
             return self.key_leaf();
         }
+        if !self.schema.segments.is_empty() && self.rng.random_bool(0.15) {
+            let names: Vec<String> = self.schema.segments.keys().cloned().collect();
+            return Pred::InSegment(pick(&mut self.rng, &names).clone());
+        }
         let c = self.rng.random_range(0..self.schema.columns.len());
         let t = Target::Col(c);
         if self.rng.random_bool(0.1) {
@@ -548,7 +554,89 @@ impl Gen {
         }
     }
 
+    /// Segment names: a few, so that creating replaces and drops find them.
+    const SEGMENT_NAMES: [&'static str; 4] = ["s0", "s1", "s2", "s3"];
+
+    /// CREATE [OR REPLACE] SEGMENT or DROP SEGMENT, with a definition that
+    /// may use the other segments (and so, sometimes, make a cycle).
+    pub fn segment_op(&mut self) -> SegmentOp {
+        let name = pick(&mut self.rng, &Self::SEGMENT_NAMES).to_string();
+        if self.rng.random_bool(0.25) {
+            return SegmentOp::Drop {
+                name,
+                if_exists: self.rng.random_bool(0.5),
+            };
+        }
+        let depth = *pick(&mut self.rng, &[0, 1, 1, 2]);
+        SegmentOp::Create {
+            name,
+            def: self.pred(depth),
+            materialized: self.rng.random_bool(0.5),
+            replace: self.rng.random_bool(0.7),
+        }
+    }
+
+    fn overlap_query(&mut self) -> Query {
+        let k = if self.rng.random_bool(0.1) {
+            self.rng.random_range(6..=16)
+        } else {
+            self.rng.random_range(2..=4)
+        };
+        let segments: Vec<String> = self.schema.segments.keys().cloned().collect();
+        let mut items = Vec::new();
+        for i in 0..k {
+            let item = if !segments.is_empty() && self.rng.random_bool(0.4) {
+                OverlapItem::Segment(pick(&mut self.rng, &segments).clone())
+            } else {
+                let depth = *pick(&mut self.rng, &[0, 0, 1, 2]);
+                OverlapItem::Pred(self.pred(depth))
+            };
+            let alias = (matches!(item, OverlapItem::Pred(_)) && self.rng.random_bool(0.7)
+                || self.rng.random_bool(0.05))
+            .then(|| format!("x{i}"));
+            items.push((item, alias));
+        }
+        let has_segment = items
+            .iter()
+            .any(|(i, _)| matches!(i, OverlapItem::Segment(_)));
+        Query::Overlap {
+            items,
+            on_table: !has_segment || self.rng.random_bool(0.3),
+            base: self.filter(0.6),
+            matrix: self.rng.random_bool(0.3),
+        }
+    }
+
+    fn top_query(&mut self) -> Option<Query> {
+        let columns: Vec<usize> = (0..self.schema.columns.len())
+            .filter(|c| matches!(self.schema.columns[*c].ty, Ty::Text | Ty::Set))
+            .collect();
+        if columns.is_empty() {
+            return None;
+        }
+        Some(Query::Top {
+            n: *pick(&mut self.rng, &[0, 1, 2, 3, 5, 10, 1000]),
+            col: *pick(&mut self.rng, &columns),
+            filter: self.filter(0.2),
+            within: self.filter(0.6),
+            by_lift: *pick(&mut self.rng, &[None, Some(false), Some(true), Some(true)]),
+            min_count: self
+                .rng
+                .random_bool(0.3)
+                .then(|| self.rng.random_range(0..=4)),
+        })
+    }
+
     pub fn query(&mut self) -> Query {
+        let analytics = self.rng.random_range(0..100);
+        if analytics < 10 {
+            return self.overlap_query();
+        }
+        if analytics < 17 {
+            if let Some(q) = self.top_query() {
+                return q;
+            }
+        }
         let groupable: Vec<usize> = (0..self.schema.columns.len())
             .filter(|c| self.schema.columns[*c].ty.groupable())
             .collect();
@@ -742,5 +830,86 @@ impl Gen {
         let at = self.rng.random_range(0..=rows.len());
         rows.insert(at, bad);
         Write::Insert { targets, rows }
+    }
+}
+
+/// A segment statement and what the model expects of it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SegmentOp {
+    Create {
+        name: String,
+        def: Pred,
+        materialized: bool,
+        replace: bool,
+    },
+    Drop {
+        name: String,
+        if_exists: bool,
+    },
+}
+
+impl SegmentOp {
+    pub fn sql(&self, s: &Schema) -> String {
+        match self {
+            SegmentOp::Create {
+                name,
+                def,
+                materialized,
+                replace,
+            } => format!(
+                "CREATE {}SEGMENT {name} ON {} AS {}{}",
+                if *replace { "OR REPLACE " } else { "" },
+                s.table_ref(),
+                def.sql(s),
+                if *materialized { " MATERIALIZED" } else { "" }
+            ),
+            SegmentOp::Drop { name, if_exists } => format!(
+                "DROP SEGMENT {}{name}",
+                if *if_exists { "IF EXISTS " } else { "" }
+            ),
+        }
+    }
+
+    /// Applies the statement to the model's catalog, or says why the engine
+    /// must refuse it (and then changes nothing).
+    pub fn apply(&self, s: &mut Schema) -> Result<(), String> {
+        match self {
+            SegmentOp::Create {
+                name,
+                def,
+                materialized,
+                replace,
+            } => {
+                if s.segments.contains_key(name) && !replace {
+                    return Err(format!("segment {name} already exists"));
+                }
+                if def.reaches(s, name) {
+                    return Err(format!("segment {name} would use itself"));
+                }
+                s.segments
+                    .insert(name.clone(), (def.clone(), *materialized));
+                Ok(())
+            }
+            SegmentOp::Drop { name, if_exists } => {
+                if !s.segments.contains_key(name) {
+                    return if *if_exists {
+                        Ok(())
+                    } else {
+                        Err(format!("segment {name} does not exist"))
+                    };
+                }
+                let users: Vec<&String> = s
+                    .segments
+                    .iter()
+                    .filter(|(n, (p, _))| *n != name && p.segments().contains(&name.as_str()))
+                    .map(|(n, _)| n)
+                    .collect();
+                if !users.is_empty() {
+                    return Err(format!("segment {name} is used by {users:?}"));
+                }
+                s.segments.remove(name);
+                Ok(())
+            }
+        }
     }
 }

@@ -62,6 +62,8 @@ pub struct Schema {
     pub key: String,
     pub columns: Vec<Column>,
     pub style: IdentStyle,
+    /// Named segments on the table: name -> (definition, materialized).
+    pub segments: BTreeMap<String, (Pred, bool)>,
 }
 
 impl Schema {
@@ -330,6 +332,8 @@ pub enum Pred {
     HasAll(usize, Vec<Lit>),
     /// `IS NULL`, or `IS NOT NULL` when negated.
     IsNull(Target, bool),
+    /// `IN name`: a named segment (its definition is in the schema).
+    InSegment(String),
 }
 
 fn lits_sql(lits: &[Lit]) -> String {
@@ -373,6 +377,7 @@ impl Pred {
             Pred::IsNull(t, neg) => {
                 format!("{} IS {}NULL", s.name(*t), if *neg { "NOT " } else { "" })
             }
+            Pred::InSegment(name) => format!("IN {name}"),
         }
     }
 
@@ -418,7 +423,26 @@ impl Pred {
             Pred::HasAll(c, ls) => set(*c).is_some_and(|t| ls.iter().all(|l| t.contains(l.text()))),
             Pred::IsNull(Target::Key, neg) => *neg,
             Pred::IsNull(Target::Col(c), neg) => value(*c).is_none() != *neg,
+            Pred::InSegment(name) => s.segments[name].0.eval(s, id, row),
         }
+    }
+
+    /// The segments this predicate names directly.
+    pub fn segments(&self) -> Vec<&str> {
+        match self {
+            Pred::And(ps) | Pred::Or(ps) => ps.iter().flat_map(|p| p.segments()).collect(),
+            Pred::Not(p) | Pred::Paren(p) => p.segments(),
+            Pred::InSegment(name) => vec![name.as_str()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether this predicate reaches segment `name`, directly or through
+    /// the segments it uses.
+    pub fn reaches(&self, s: &Schema, name: &str) -> bool {
+        self.segments()
+            .into_iter()
+            .any(|n| n == name || s.segments.get(n).is_some_and(|(p, _)| p.reaches(s, name)))
     }
 }
 

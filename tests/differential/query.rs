@@ -167,6 +167,68 @@ pub enum Query {
         filter: Option<Pred>,
         limit: Option<u64>,
     },
+    /// `OVERLAP [MATRIX] items [ON t] [WHERE base]`: two results (regions,
+    /// pairs) or, with MATRIX, one; the answer is their rows in sequence.
+    Overlap {
+        items: Vec<(OverlapItem, Option<String>)>,
+        on_table: bool,
+        base: Option<Pred>,
+        matrix: bool,
+    },
+    /// `TOP n col FROM t [WHERE p] [WITHIN q] [BY COUNT | BY LIFT] [MIN COUNT m]`.
+    Top {
+        n: u64,
+        col: usize,
+        filter: Option<Pred>,
+        within: Option<Pred>,
+        /// `None`: no BY written (by count).
+        by_lift: Option<bool>,
+        min_count: Option<u64>,
+    },
+}
+
+/// What one OVERLAP item counts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum OverlapItem {
+    Segment(String),
+    Pred(Pred),
+}
+
+impl OverlapItem {
+    fn sql(&self, s: &Schema) -> String {
+        match self {
+            OverlapItem::Segment(name) => name.clone(),
+            OverlapItem::Pred(p) => format!("({})", p.sql(s)),
+        }
+    }
+
+    /// The item's result name without an alias.
+    fn name(&self, s: &Schema) -> String {
+        match self {
+            OverlapItem::Segment(name) => name.clone(),
+            OverlapItem::Pred(p) => p.sql(s),
+        }
+    }
+
+    fn holds(&self, s: &Schema, id: &str, row: &[Option<Mv>]) -> bool {
+        match self {
+            OverlapItem::Segment(name) => s.segments[name].0.eval(s, id, row),
+            OverlapItem::Pred(p) => p.eval(s, id, row),
+        }
+    }
+}
+
+/// 100 × (count / segment) / (base_count / base), as docs/cohortql.md defines it.
+fn lift_index(count: u64, segment: u64, base_count: u64, base: u64) -> f64 {
+    100.0 * (count as f64 * base as f64) / (segment as f64 * base_count as f64)
+}
+
+fn ratio(a: u64, b: u64) -> Value {
+    if b == 0 {
+        Value::Null
+    } else {
+        Value::Float(a as f64 / b as f64)
+    }
 }
 
 fn where_sql(filter: &Option<Pred>, s: &Schema) -> String {
@@ -341,6 +403,51 @@ impl Query {
                     limit_sql(*limit)
                 )
             }
+            Query::Overlap {
+                items,
+                on_table,
+                base,
+                matrix,
+            } => format!(
+                "OVERLAP {}{}{}{}",
+                if *matrix { "MATRIX " } else { "" },
+                items
+                    .iter()
+                    .map(|(i, alias)| format!("{}{}", i.sql(s), alias_sql(alias)))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if *on_table {
+                    format!(" ON {}", s.table_ref())
+                } else {
+                    String::new()
+                },
+                where_sql(base, s)
+            ),
+            Query::Top {
+                n,
+                col,
+                filter,
+                within,
+                by_lift,
+                min_count,
+            } => format!(
+                "TOP {n} {} FROM {}{}{}{}{}",
+                s.col(*col),
+                s.table_ref(),
+                where_sql(filter, s),
+                within
+                    .as_ref()
+                    .map(|p| format!(" WITHIN {}", p.sql(s)))
+                    .unwrap_or_default(),
+                match by_lift {
+                    None => "",
+                    Some(true) => " BY LIFT",
+                    Some(false) => " BY COUNT",
+                },
+                min_count
+                    .map(|m| format!(" MIN COUNT {m}"))
+                    .unwrap_or_default()
+            ),
         }
     }
 
@@ -508,8 +615,170 @@ impl Query {
                     approx,
                 }
             }
+            Query::Overlap {
+                items,
+                base,
+                matrix,
+                ..
+            } => Expectation {
+                expected: expect_overlap(s, &filtered(base), items, *matrix),
+                approx: Vec::new(),
+            },
+            Query::Top {
+                n,
+                col,
+                filter,
+                within,
+                by_lift,
+                min_count,
+            } => Expectation {
+                expected: Expected::Ordered(expect_top(
+                    s,
+                    &filtered(within),
+                    filter,
+                    *col,
+                    *n,
+                    by_lift.unwrap_or(false),
+                    min_count.unwrap_or(1).max(1),
+                )),
+                approx: Vec::new(),
+            },
         }
     }
+}
+
+/// OVERLAP over the profiles of the base, computed profile by profile.
+fn expect_overlap(
+    s: &Schema,
+    base: &[(&String, &Vec<Option<Mv>>)],
+    items: &[(OverlapItem, Option<String>)],
+    matrix: bool,
+) -> Expected {
+    let names: Vec<String> = items
+        .iter()
+        .map(|(i, alias)| alias.clone().unwrap_or_else(|| i.name(s)))
+        .collect();
+    for (i, n) in names.iter().enumerate() {
+        if names[..i].contains(n) {
+            return Expected::Error(format!("{n} is named twice"));
+        }
+    }
+    let k = items.len();
+    // Membership of every base profile, item by item.
+    let member: Vec<Vec<bool>> = base
+        .iter()
+        .map(|(id, row)| items.iter().map(|(i, _)| i.holds(s, id, row)).collect())
+        .collect();
+    let in_both = |i: usize, j: usize| member.iter().filter(|m| m[i] && m[j]).count() as u64;
+    let int = |n: u64| Value::Int(n as i64);
+    if matrix {
+        return Expected::Ordered(
+            (0..k)
+                .map(|i| {
+                    let mut row = vec![Value::Text(names[i].clone())];
+                    row.extend((0..k).map(|j| int(in_both(i, j))));
+                    row
+                })
+                .collect(),
+        );
+    }
+    let mut regions: BTreeMap<Vec<bool>, u64> = BTreeMap::new();
+    for m in &member {
+        if m.iter().any(|x| *x) {
+            *regions.entry(m.clone()).or_default() += 1;
+        }
+    }
+    let mut ordered: Vec<(Vec<bool>, u64)> = regions.into_iter().collect();
+    ordered.sort_by(|(a, _), (b, _)| {
+        let ones = |m: &Vec<bool>| m.iter().filter(|x| **x).count();
+        ones(a).cmp(&ones(b)).then_with(|| b.cmp(a))
+    });
+    let mut out: Vec<Vec<Value>> = ordered
+        .into_iter()
+        .map(|(m, n)| {
+            let mut row: Vec<Value> = m.into_iter().map(Value::Bool).collect();
+            row.push(int(n));
+            row
+        })
+        .collect();
+    for i in 0..k {
+        for j in i + 1..k {
+            let (a, b, both) = (in_both(i, i), in_both(j, j), in_both(i, j));
+            out.push(vec![
+                Value::Text(names[i].clone()),
+                Value::Text(names[j].clone()),
+                int(a),
+                int(b),
+                int(both),
+                ratio(both, a),
+                ratio(both, b),
+                ratio(both, a + b - both),
+            ]);
+        }
+    }
+    Expected::Ordered(out)
+}
+
+/// TOP over the profiles of the base, computed profile by profile.
+fn expect_top(
+    s: &Schema,
+    base: &[(&String, &Vec<Option<Mv>>)],
+    filter: &Option<Pred>,
+    col: usize,
+    n: u64,
+    by_lift: bool,
+    min_count: u64,
+) -> Vec<Vec<Value>> {
+    let values = |row: &Vec<Option<Mv>>| -> Vec<String> {
+        match &row[col] {
+            Some(Mv::Text(t)) => vec![t.clone()],
+            Some(Mv::Set(tags)) => tags.iter().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    let mut segment = 0u64;
+    for (id, row) in base {
+        let inside = filter.as_ref().is_none_or(|p| p.eval(s, id, row));
+        segment += u64::from(inside);
+        for v in values(row) {
+            let e = counts.entry(v).or_default();
+            e.0 += u64::from(inside);
+            e.1 += 1;
+        }
+    }
+    let base_size = base.len() as u64;
+    let mut ranked: Vec<(String, u64, u64)> = counts
+        .into_iter()
+        .filter(|(_, (c, _))| *c >= min_count)
+        .map(|(v, (c, b))| (v, c, b))
+        .collect();
+    ranked.sort_by(|x, y| {
+        let by_count =
+            y.1.cmp(&x.1)
+                .then_with(|| x.0.as_bytes().cmp(y.0.as_bytes()));
+        if by_lift {
+            (u128::from(y.1) * u128::from(x.2))
+                .cmp(&(u128::from(x.1) * u128::from(y.2)))
+                .then(by_count)
+        } else {
+            by_count
+        }
+    });
+    ranked.truncate(n as usize);
+    ranked
+        .into_iter()
+        .map(|(v, c, b)| {
+            vec![
+                Value::Text(v),
+                Value::Int(c as i64),
+                Value::Float(c as f64 / segment as f64),
+                Value::Int(b as i64),
+                Value::Float(b as f64 / base_size as f64),
+                Value::Float(lift_index(c, segment, b, base_size)),
+            ]
+        })
+        .collect()
 }
 
 /// A total order on values, to sort rows for an unordered comparison.

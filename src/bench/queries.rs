@@ -2,11 +2,9 @@
 //! the CohortQL each query is sent as, and how its results become an
 //! [`Answer`].
 //!
-//! [`Query::cohortql`] is the one table of statement texts. Q4 and Q5 have
-//! no single statement yet (OVERLAP is a later issue), so they are one
-//! request of several `SELECT COUNT(*)` statements, as docs/benchmarks.md
-//! describes; switching them to OVERLAP means changing their text here and
-//! their arm of [`Query::answer`].
+//! [`Query::cohortql`] is the one table of statement texts: Q4 is one
+//! `OVERLAP MATRIX` of the ten tags, Q5 one `OVERLAP` of three (its Venn
+//! regions; the pairs result that follows is not part of the answer).
 //!
 //! Invariant: `answer` accepts exactly the result shape `cohortql` asks for
 //! and says what is wrong with any other.
@@ -109,31 +107,8 @@ impl Query {
                 Q3_AGES.end(),
                 has(C)
             )),
-            Query::Q4 => {
-                let mut s: String = Q4_TAGS.iter().map(|t| count(&has(t))).collect();
-                for (i, x) in Q4_TAGS.iter().enumerate() {
-                    for y in &Q4_TAGS[i + 1..] {
-                        s += &count(&format!("{} AND {}", has(x), has(y)));
-                    }
-                }
-                s
-            }
-            Query::Q5 => (1..8)
-                .map(|region: usize| {
-                    let parts: Vec<String> = Q5_TAGS
-                        .iter()
-                        .enumerate()
-                        .map(|(i, t)| {
-                            if region >> (2 - i) & 1 == 1 {
-                                has(t)
-                            } else {
-                                format!("NOT {}", has(t))
-                            }
-                        })
-                        .collect();
-                    count(&parts.join(" AND "))
-                })
-                .collect(),
+            Query::Q4 => overlap("MATRIX ", &Q4_TAGS),
+            Query::Q5 => overlap("", &Q5_TAGS),
             Query::Q6 => format!(
                 "SELECT country, COUNT(*) FROM {TABLE} WHERE {} GROUP BY country;",
                 has(A)
@@ -158,23 +133,53 @@ impl Query {
                 Ok(Answer::Count(counts[0]))
             }
             Query::Q4 => {
-                let counts = counts(&results, 55)?;
-                let mut keys: Vec<String> = Q4_TAGS.iter().map(|t| t.to_string()).collect();
+                let rows = single(results)?;
+                let k = Q4_TAGS.len();
+                let matrix = rows
+                    .iter()
+                    .map(|row| match row.split_first() {
+                        Some((Value::Text(_), counts)) if counts.len() == k => {
+                            counts.iter().map(count_of).collect()
+                        }
+                        _ => Err(format!("expected a matrix row of {k} counts, got {row:?}")),
+                    })
+                    .collect::<Result<Vec<Vec<u64>>, String>>()?;
+                if matrix.len() != k {
+                    return Err(format!("expected {k} matrix rows, got {}", matrix.len()));
+                }
+                let mut keyed: Vec<(String, u64)> = Q4_TAGS
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.to_string(), matrix[i][i]))
+                    .collect();
                 for (i, x) in Q4_TAGS.iter().enumerate() {
-                    for y in &Q4_TAGS[i + 1..] {
-                        keys.push(format!("{x}&{y}"));
+                    for (j, y) in Q4_TAGS.iter().enumerate().skip(i + 1) {
+                        keyed.push((format!("{x}&{y}"), matrix[i][j]));
                     }
                 }
-                Ok(Answer::keyed(keys.into_iter().zip(counts).collect()))
+                Ok(Answer::keyed(keyed))
             }
             Query::Q5 => {
-                let counts = counts(&results, 7)?;
-                Ok(Answer::keyed(
-                    (1..8usize)
-                        .map(|r| format!("{r:03b}"))
-                        .zip(counts)
-                        .collect(),
-                ))
+                let regions = match results.into_iter().next() {
+                    Some(r) => r.rows,
+                    None => return Err("expected the Venn regions result".into()),
+                };
+                // Every region, zero where OVERLAP lists none.
+                let mut keyed: Vec<(String, u64)> =
+                    (1..8usize).map(|r| (format!("{r:03b}"), 0)).collect();
+                for row in regions {
+                    match row.as_slice() {
+                        [Value::Bool(a), Value::Bool(b), Value::Bool(c), n] => {
+                            let code = format!("{}{}{}", u8::from(*a), u8::from(*b), u8::from(*c));
+                            match keyed.iter_mut().find(|(k, _)| *k == code) {
+                                Some(slot) => slot.1 = count_of(n)?,
+                                None => return Err(format!("unexpected region {code}")),
+                            }
+                        }
+                        other => return Err(format!("expected a Venn region row, got {other:?}")),
+                    }
+                }
+                Ok(Answer::keyed(keyed))
             }
             Query::Q6 => {
                 let rows = single(results)?;
@@ -220,6 +225,23 @@ fn single(results: Vec<StatementResult>) -> Result<Vec<Vec<Value>>, String> {
     }
 }
 
+/// `OVERLAP [MATRIX] (interests HAS 't') AS t, ... ON profiles`.
+fn overlap(matrix: &str, tags: &[&str]) -> String {
+    let items: Vec<String> = tags
+        .iter()
+        .map(|t| format!("(interests HAS '{t}') AS {t}"))
+        .collect();
+    format!("OVERLAP {matrix}{} ON {TABLE};", items.join(", "))
+}
+
+/// A count cell.
+fn count_of(v: &Value) -> Result<u64, String> {
+    match v {
+        Value::Int(c) => u64::try_from(*c).map_err(|_| format!("negative count {c}")),
+        other => Err(format!("expected a count, got {other:?}")),
+    }
+}
+
 /// The counts of `n` one-count statements.
 fn counts(results: &[StatementResult], n: usize) -> Result<Vec<u64>, String> {
     if results.len() != n {
@@ -232,7 +254,7 @@ fn counts(results: &[StatementResult], n: usize) -> Result<Vec<u64>, String> {
         .iter()
         .map(|r| match r.rows.as_slice() {
             [row] => match row.as_slice() {
-                [Value::Int(c)] => u64::try_from(*c).map_err(|_| format!("negative count {c}")),
+                [c] => count_of(c),
                 other => Err(format!("expected one count, got {other:?}")),
             },
             rows => Err(format!("expected one row, got {}", rows.len())),
@@ -257,14 +279,16 @@ mod tests {
 
     #[test]
     fn request_shapes() {
-        let statements = |q: Query| q.cohortql().matches("SELECT").count();
+        let statements = |q: Query| q.cohortql().matches(';').count();
         assert_eq!(statements(Query::Q1), 1);
-        assert_eq!(statements(Query::Q4), 55);
-        assert_eq!(statements(Query::Q5), 7);
+        assert_eq!(statements(Query::Q4), 1);
         assert_eq!(
-            Query::Q5.cohortql().split(';').next(),
-            Some("SELECT COUNT(*) FROM profiles WHERE NOT interests HAS 'i0004' AND NOT interests HAS 'i0008' AND interests HAS 'i0016'")
+            Query::Q5.cohortql(),
+            "OVERLAP (interests HAS 'i0004') AS i0004, (interests HAS 'i0008') AS i0008, (interests HAS 'i0016') AS i0016 ON profiles;"
         );
+        assert!(Query::Q4
+            .cohortql()
+            .starts_with("OVERLAP MATRIX (interests HAS 'i0001') AS i0001, "));
         assert_eq!(Query::parse("q7"), Some(Query::Q7));
         assert_eq!(Query::parse("Q9"), None);
     }

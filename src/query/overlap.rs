@@ -6,10 +6,13 @@
 //! pair with |A|, |B|, |A∩B|, |A∩B|/|A|, |A∩B|/|B| and the Jaccard index.
 //! `MATRIX` returns just the k×k table of |Ai ∩ Aj| (|Ai| on the diagonal).
 //!
-//! One pass per shard: each item is evaluated once (within the base), then
-//! the union of the items is split item by item into the regions (bitmap
-//! AND / AND NOT, the last level count-only), skipping empty branches;
-//! pair counts are sums of region counts. MATRIX counts each pair with one
+//! One pass per shard: each item is evaluated once (within the base; a
+//! value bitmap is borrowed, not copied). For up to five items the size of
+//! every intersection is computed depth-first (count-only at the leaves)
+//! and turned into exclusive counts by inclusion-exclusion; for more, the
+//! union of the items is split item by item into the regions (AND / AND
+//! NOT, skipping empty branches, the last level count-only). Pair counts
+//! are sums of region counts. MATRIX counts each pair with one
 //! `intersection_len`. Shards merge by adding counts per region or pair.
 //!
 //! Invariants: 1 < k <= [`MAX_ITEMS`]; region codes have bit i set when the
@@ -18,7 +21,7 @@
 use super::ast::{Overlap, OverlapTarget};
 use super::bind::{bind_expr, Binder, OutColumn, Pred};
 use super::error::QueryResult;
-use super::exec::{eval, per_shard, resolve_keys, Resolved};
+use super::exec::{eval, per_shard, resolve_keys, Bits, Resolved};
 use super::output::{Output, Rows};
 use crate::engine::{ShardSnapshot, Snapshot, Value};
 use crate::storage::schema::ColumnType;
@@ -106,21 +109,86 @@ fn segment_name(item: &super::ast::OverlapItem) -> Option<&super::ast::Ident> {
     }
 }
 
-/// Each item's rows in `shard`, within the base.
-fn item_rows(
-    shard: &ShardSnapshot,
+/// Each item's rows in `shard`, within the base (a value bitmap the shard
+/// holds is borrowed, not copied).
+fn item_rows<'a>(
+    shard: &'a ShardSnapshot,
     items: &[Resolved],
     base: Option<&Resolved>,
-) -> QueryResult<Vec<RoaringBitmap>> {
+) -> QueryResult<Vec<Bits<'a>>> {
     let base_rows = base.map(|b| eval(b, shard, None)).transpose()?;
     items
         .iter()
         .map(|item| {
             Ok(match &base_rows {
-                Some(base) => eval(item, shard, Some(base))?.as_ref() & base.as_ref(),
-                None => eval(item, shard, None)?.into_owned(),
+                Some(base) => Bits::Owned(eval(item, shard, Some(base))?.as_ref() & base.as_ref()),
+                None => eval(item, shard, None)?,
             })
         })
+        .collect()
+}
+
+/// Up to this many items, regions come from intersection sizes
+/// ([`regions_by_intersections`]); above, from splitting ([`regions_by_split`]).
+const INTERSECTION_METHOD_MAX_ITEMS: usize = 5;
+
+/// Exclusive region counts of one shard, by membership code.
+fn regions(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
+    if items.len() <= INTERSECTION_METHOD_MAX_ITEMS {
+        regions_by_intersections(items)
+    } else {
+        regions_by_split(items)
+    }
+}
+
+/// Small k: the size of every non-empty intersection of items (depth-first,
+/// materialising only intersections that have further items to meet, the
+/// last step count-only), then the exclusive counts by inclusion-exclusion
+/// (a superset Möbius transform). No copy of an item is made.
+fn regions_by_intersections(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
+    fn descend(
+        node: &RoaringBitmap,
+        mask: usize,
+        last: usize,
+        items: &[&RoaringBitmap],
+        sizes: &mut [u64],
+    ) {
+        for (j, item) in items.iter().enumerate().skip(last + 1) {
+            let m = mask | (1 << j);
+            if j + 1 < items.len() {
+                let both = node & *item;
+                sizes[m] = both.len();
+                if !both.is_empty() {
+                    descend(&both, m, j, items, sizes);
+                }
+            } else {
+                sizes[m] = node.intersection_len(item);
+            }
+        }
+    }
+    let k = items.len();
+    let mut sizes = vec![0u64; 1 << k];
+    for (i, item) in items.iter().enumerate() {
+        sizes[1 << i] = item.len();
+        if !item.is_empty() {
+            descend(item, 1 << i, i, items, &mut sizes);
+        }
+    }
+    // sizes[S] = |items of S all hold|; turn it into |exactly the items of S|
+    // (code 0, the profiles in none, is not counted and so never computed).
+    for i in 0..k {
+        for mask in 1..(1usize << k) {
+            if mask & (1 << i) == 0 {
+                sizes[mask] -= sizes[mask | (1 << i)];
+            }
+        }
+    }
+    sizes
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| (code as u32, *n))
         .collect()
 }
 
@@ -130,13 +198,13 @@ fn split(
     rows: &RoaringBitmap,
     level: usize,
     code: u32,
-    items: &[RoaringBitmap],
+    items: &[&RoaringBitmap],
     out: &mut BTreeMap<u32, u64>,
 ) {
     if rows.is_empty() {
         return;
     }
-    let item = &items[level];
+    let item = items[level];
     let bit = 1u32 << level;
     if level + 1 == items.len() {
         let inside = rows.intersection_len(item);
@@ -153,9 +221,10 @@ fn split(
     split(&(rows - item), level + 1, code, items, out);
 }
 
-/// Exclusive region counts of one shard, by membership code.
-fn regions(items: &[RoaringBitmap]) -> BTreeMap<u32, u64> {
-    let union = items.iter().union();
+/// Larger k: the union of the items split item by item (AND / AND NOT),
+/// skipping empty branches, the last level count-only.
+fn regions_by_split(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
+    let union = items.iter().copied().union();
     let mut out = BTreeMap::new();
     split(&union, 0, 0, items, &mut out);
     out
@@ -181,11 +250,12 @@ pub fn run(snapshot: &Snapshot, q: &OverlapQuery) -> QueryResult<Vec<Output>> {
     if q.matrix {
         let per = per_shard(&table, |shard| {
             let rows = item_rows(shard, &items, base.as_ref())?;
+            let rows: Vec<&RoaringBitmap> = rows.iter().map(|b| b.as_ref()).collect();
             let mut counts = vec![0u64; k * k];
             for i in 0..k {
                 counts[i * k + i] = rows[i].len();
                 for j in i + 1..k {
-                    let both = rows[i].intersection_len(&rows[j]);
+                    let both = rows[i].intersection_len(rows[j]);
                     counts[i * k + j] = both;
                     counts[j * k + i] = both;
                 }
@@ -216,7 +286,10 @@ pub fn run(snapshot: &Snapshot, q: &OverlapQuery) -> QueryResult<Vec<Output>> {
         return Ok(vec![Output::Rows(Rows::from_vec(columns, rows))]);
     }
     let per = per_shard(&table, |shard| {
-        Ok(regions(&item_rows(shard, &items, base.as_ref())?))
+        let rows = item_rows(shard, &items, base.as_ref())?;
+        Ok(regions(
+            &rows.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+        ))
     })?;
     let mut total: BTreeMap<u32, u64> = BTreeMap::new();
     for shard in per {
@@ -317,10 +390,29 @@ mod tests {
         let a = RoaringBitmap::from_iter([1, 2, 3, 4]);
         let b = RoaringBitmap::from_iter([3, 4, 5]);
         let c = RoaringBitmap::from_iter([4, 6]);
-        let r = regions(&[a, b, c]);
         let want: BTreeMap<u32, u64> = [(0b001, 2), (0b011, 1), (0b111, 1), (0b010, 1), (0b100, 1)]
             .into_iter()
             .collect();
-        assert_eq!(r, want);
+        assert_eq!(regions_by_intersections(&[&a, &b, &c]), want);
+        assert_eq!(regions_by_split(&[&a, &b, &c]), want);
+    }
+
+    #[test]
+    fn both_methods_agree_on_many_items() {
+        let items: Vec<RoaringBitmap> = (1..=7u32)
+            .map(|m| {
+                (0..5000u32)
+                    .filter(|x| (x * 7 + m) % (m + 1) == 0)
+                    .collect()
+            })
+            .collect();
+        for k in 2..=items.len() {
+            let refs: Vec<&RoaringBitmap> = items[..k].iter().collect();
+            assert_eq!(
+                regions_by_intersections(&refs),
+                regions_by_split(&refs),
+                "k = {k}"
+            );
+        }
     }
 }

@@ -9,13 +9,13 @@
 //! One pass per shard: each item is evaluated once (within the base; a
 //! value bitmap is borrowed, not copied). For up to five items the size of
 //! every intersection is computed depth-first (count-only at the leaves)
-//! and turned into exclusive counts by inclusion-exclusion; for more, the
-//! union of the items is split item by item into the regions (AND / AND
-//! NOT, skipping empty branches, the last level count-only). Pair counts
+//! and turned into exclusive counts by inclusion-exclusion; for more, each
+//! row of the shard gets a membership code from one visit of each item's
+//! rows, and the codes are counted in a histogram. Pair counts
 //! are sums of region counts. MATRIX counts each pair with one
 //! `intersection_len`. Shards merge by adding counts per region or pair.
 //!
-//! Invariants: 1 < k <= [`MAX_ITEMS`]; region codes have bit i set when the
+//! Invariants: 1 < k <= [`MAX_ITEMS`] (16: codes fit a `u16`); region codes have bit i set when the
 //! profile is in item i; profiles in no item are not counted.
 
 use super::ast::{Overlap, OverlapTarget};
@@ -23,9 +23,10 @@ use super::bind::{bind_expr, Binder, OutColumn, Pred};
 use super::error::QueryResult;
 use super::exec::{eval, per_shard, resolve_keys, Bits, Resolved};
 use super::output::{Output, Rows};
+use crate::engine::SHARD_ROWS;
 use crate::engine::{ShardSnapshot, Snapshot, Value};
 use crate::storage::schema::ColumnType;
-use roaring::{MultiOps, RoaringBitmap};
+use roaring::RoaringBitmap;
 use std::collections::BTreeMap;
 
 /// Most items one OVERLAP takes.
@@ -129,15 +130,16 @@ fn item_rows<'a>(
 }
 
 /// Up to this many items, regions come from intersection sizes
-/// ([`regions_by_intersections`]); above, from splitting ([`regions_by_split`]).
+/// ([`regions_by_intersections`]); above, from membership codes
+/// ([`regions_by_codes`]).
 const INTERSECTION_METHOD_MAX_ITEMS: usize = 5;
 
 /// Exclusive region counts of one shard, by membership code.
-fn regions(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
+fn regions(items: &[&RoaringBitmap], first_row: u32) -> BTreeMap<u32, u64> {
     if items.len() <= INTERSECTION_METHOD_MAX_ITEMS {
         regions_by_intersections(items)
     } else {
-        regions_by_split(items)
+        regions_by_codes(items, first_row)
     }
 }
 
@@ -192,42 +194,40 @@ fn regions_by_intersections(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
         .collect()
 }
 
-/// Adds the exclusive count of every non-empty region below `rows` (the
-/// profiles in exactly the items of `code` among the first `level`).
-fn split(
-    rows: &RoaringBitmap,
-    level: usize,
-    code: u32,
-    items: &[&RoaringBitmap],
-    out: &mut BTreeMap<u32, u64>,
-) {
-    if rows.is_empty() {
-        return;
-    }
-    let item = items[level];
-    let bit = 1u32 << level;
-    if level + 1 == items.len() {
-        let inside = rows.intersection_len(item);
-        let outside = rows.len() - inside;
-        if inside > 0 {
-            *out.entry(code | bit).or_default() += inside;
+/// Larger k: one membership code per row of the shard (bit i set when
+/// the row is in item i), built by visiting each item's rows once, then a
+/// histogram of the codes. Linear in the items' sizes plus the shard's rows,
+/// whatever the number of regions (the splitting it replaced took 1.2 s for
+/// 16 dense items at 10M profiles).
+fn regions_by_codes(items: &[&RoaringBitmap], first_row: u32) -> BTreeMap<u32, u64> {
+    let mut codes = vec![0u16; SHARD_ROWS as usize];
+    let mut rows = vec![0u32; 4096];
+    for (i, item) in items.iter().enumerate() {
+        let bit = 1u16 << i;
+        let mut it = item.iter();
+        loop {
+            let batch = it.next_many(&mut rows);
+            if batch.is_empty() {
+                break;
+            }
+            for row in batch.iter() {
+                if let Some(code) = codes.get_mut(row.wrapping_sub(first_row) as usize) {
+                    *code |= bit;
+                }
+            }
         }
-        if outside > 0 && code != 0 {
-            *out.entry(code).or_default() += outside;
-        }
-        return;
     }
-    split(&(rows & item), level + 1, code | bit, items, out);
-    split(&(rows - item), level + 1, code, items, out);
-}
-
-/// Larger k: the union of the items split item by item (AND / AND NOT),
-/// skipping empty branches, the last level count-only.
-fn regions_by_split(items: &[&RoaringBitmap]) -> BTreeMap<u32, u64> {
-    let union = items.iter().copied().union();
-    let mut out = BTreeMap::new();
-    split(&union, 0, 0, items, &mut out);
-    out
+    let mut histogram = vec![0u64; 1 << items.len()];
+    for code in codes {
+        histogram[code as usize] += 1;
+    }
+    histogram
+        .iter()
+        .enumerate()
+        .skip(1)
+        .filter(|(_, n)| **n > 0)
+        .map(|(code, n)| (code as u32, *n))
+        .collect()
 }
 
 fn int(n: u64) -> Value {
@@ -289,6 +289,7 @@ pub fn run(snapshot: &Snapshot, q: &OverlapQuery) -> QueryResult<Vec<Output>> {
         let rows = item_rows(shard, &items, base.as_ref())?;
         Ok(regions(
             &rows.iter().map(|b| b.as_ref()).collect::<Vec<_>>(),
+            shard.first_row(),
         ))
     })?;
     let mut total: BTreeMap<u32, u64> = BTreeMap::new();
@@ -394,7 +395,14 @@ mod tests {
             .into_iter()
             .collect();
         assert_eq!(regions_by_intersections(&[&a, &b, &c]), want);
-        assert_eq!(regions_by_split(&[&a, &b, &c]), want);
+        assert_eq!(regions_by_codes(&[&a, &b, &c], 0), want);
+        // Rows of a later shard are taken relative to its first row.
+        let shift =
+            |b: &RoaringBitmap| -> RoaringBitmap { b.iter().map(|r| r + SHARD_ROWS).collect() };
+        assert_eq!(
+            regions_by_codes(&[&shift(&a), &shift(&b), &shift(&c)], SHARD_ROWS),
+            want
+        );
     }
 
     #[test]
@@ -410,7 +418,7 @@ mod tests {
             let refs: Vec<&RoaringBitmap> = items[..k].iter().collect();
             assert_eq!(
                 regions_by_intersections(&refs),
-                regions_by_split(&refs),
+                regions_by_codes(&refs, 0),
                 "k = {k}"
             );
         }

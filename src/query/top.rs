@@ -23,8 +23,10 @@ use super::bind::{bind_expr, resolve, Binder, ColumnRef, OutColumn, Pred};
 use super::error::QueryResult;
 use super::exec::{eval, per_shard, resolve_keys};
 use super::output::{Output, Rows};
+use crate::engine::SHARD_ROWS;
 use crate::engine::{Snapshot, Value};
 use crate::storage::schema::ColumnType;
+use roaring::RoaringBitmap;
 use std::collections::HashMap;
 
 /// A bound TOP.
@@ -76,6 +78,74 @@ pub(super) fn bind(b: &Binder<'_>, t: &Top) -> QueryResult<TopQuery> {
     })
 }
 
+/// Counts a value's rows within a set of rows. A dense set (mostly bitmap
+/// containers) is left to roaring, which tests each row of the value
+/// against it; a sparse one (sorted-array containers, which roaring
+/// intersects by scanning both sides, so a sparse segment was scanned once
+/// per value: 170 ms for TOP 20 over 1000 values at 10M) becomes a plain
+/// bitset so that the cost is one bit test per row of the value.
+enum Counter<'a> {
+    Roaring(&'a RoaringBitmap),
+    Dense(DenseRows),
+}
+
+/// Above this share of a shard's rows, roaring's own containers are bitmaps.
+const DENSE_SHARE: u64 = 16;
+
+impl<'a> Counter<'a> {
+    fn new(rows: &'a RoaringBitmap, first: u32) -> Counter<'a> {
+        if rows.len() * DENSE_SHARE >= u64::from(SHARD_ROWS) {
+            Counter::Roaring(rows)
+        } else {
+            Counter::Dense(DenseRows::new(rows, first))
+        }
+    }
+
+    fn count_in(&self, rows: &RoaringBitmap, scratch: &mut [u32]) -> u64 {
+        match self {
+            Counter::Roaring(set) => set.intersection_len(rows),
+            Counter::Dense(set) => set.count_in(rows, scratch),
+        }
+    }
+}
+
+/// One shard's rows as a plain bitset.
+struct DenseRows {
+    first: u32,
+    words: Vec<u64>,
+}
+
+impl DenseRows {
+    fn new(rows: &RoaringBitmap, first: u32) -> DenseRows {
+        let mut words = vec![0u64; SHARD_ROWS as usize / 64];
+        for row in rows.iter() {
+            let local = row.wrapping_sub(first) as usize;
+            if let Some(w) = words.get_mut(local / 64) {
+                *w |= 1 << (local % 64);
+            }
+        }
+        DenseRows { first, words }
+    }
+
+    /// |rows ∩ self|.
+    fn count_in(&self, rows: &RoaringBitmap, scratch: &mut [u32]) -> u64 {
+        let mut n = 0u64;
+        let mut it = rows.iter();
+        loop {
+            let batch = it.next_many(scratch);
+            if batch.is_empty() {
+                return n;
+            }
+            for row in batch.iter() {
+                let local = row.wrapping_sub(self.first) as usize;
+                if let Some(w) = self.words.get(local / 64) {
+                    n += (w >> (local % 64)) & 1;
+                }
+            }
+        }
+    }
+}
+
 /// Per-value (segment count, base count) plus (segment size, base size).
 #[derive(Default)]
 struct Counts {
@@ -106,13 +176,17 @@ pub fn run(snapshot: &Snapshot, q: &TopQuery) -> QueryResult<Output> {
         if segment.is_empty() {
             return Ok(counts);
         }
+        let first = shard.first_row();
+        let segment = Counter::new(&segment, first);
+        let base = base.as_ref().map(|b| Counter::new(b, first));
+        let mut scratch = vec![0u32; 4096];
         for (value, bits) in shard.values(q.column) {
-            let n = bits.intersection_len(&segment);
+            let n = segment.count_in(bits, &mut scratch);
             if n == 0 {
                 continue;
             }
             let in_base = match &base {
-                Some(base) => bits.intersection_len(base),
+                Some(base) => base.count_in(bits, &mut scratch),
                 None => bits.len(),
             };
             counts.values.insert(value.to_string(), (n, in_base));
@@ -183,4 +257,37 @@ pub fn run(snapshot: &Snapshot, q: &TopQuery) -> QueryResult<Output> {
 /// every implementation rounds it the same way.
 pub fn lift_index(count: u64, segment: u64, base_count: u64, base: u64) -> f64 {
     100.0 * (count as f64 * base as f64) / (segment as f64 * base_count as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dense_and_roaring_counting_agree() {
+        let first = 3 * SHARD_ROWS;
+        let set: RoaringBitmap = (0..SHARD_ROWS)
+            .filter(|r| r % 7 == 0 || r % 11 == 3)
+            .map(|r| first + r)
+            .collect();
+        let value: RoaringBitmap = (0..SHARD_ROWS)
+            .filter(|r| r % 5 == 1)
+            .map(|r| first + r)
+            .collect();
+        let dense = DenseRows::new(&set, first);
+        let mut scratch = vec![0u32; 64];
+        let want = set.intersection_len(&value);
+        assert!(want > 0);
+        assert_eq!(dense.count_in(&value, &mut scratch), want);
+        // The dense side ignores rows outside its shard.
+        let outside: RoaringBitmap = [first - 1, first + SHARD_ROWS].into_iter().collect();
+        assert_eq!(dense.count_in(&outside, &mut scratch), 0);
+        assert!(matches!(Counter::new(&set, first), Counter::Roaring(_)));
+        let sparse: RoaringBitmap = set.iter().take(100).collect();
+        assert!(matches!(Counter::new(&sparse, first), Counter::Dense(_)));
+        assert_eq!(
+            Counter::new(&sparse, first).count_in(&value, &mut scratch),
+            sparse.intersection_len(&value)
+        );
+    }
 }

@@ -2,7 +2,8 @@
 //! makes them current, and the WAL before them is dropped
 //! (protocol in docs/storage.md, "Checkpoint").
 //!
-//! Steps: (1) with writers paused for an instant, take a snapshot at LSN L and
+//! Steps: (0) remove event tags past their table's retention (an ordinary
+//! write, engine/events.rs); (1) with writers paused for an instant, take a snapshot at LSN L and
 //! start a new WAL segment at L+1; (2) with nothing locked, write and fsync
 //! a part for every dirty shard of the snapshot, then re-open each to verify
 //! it; (3) write the manifest (temp file, fsync, rename, fsync directory);
@@ -53,6 +54,9 @@ fn part_file(table_id: u32, shard: u32, generation: u64) -> String {
 impl Inner {
     pub(crate) fn checkpoint(&self) -> Result<CheckpointStats> {
         let mut info = self.checkpoint_info.lock();
+        // (0) Event days past their table's retention are removed first, so
+        // the parts written below no longer hold them.
+        self.expire_events(super::events::clock_now())?;
         // (1) Snapshot at L and a fresh WAL segment from L+1.
         let (snapshot, lsn) = {
             let mut wal = self.wal.lock();

@@ -19,6 +19,7 @@ mod column;
 mod commit;
 pub mod derived;
 mod error;
+pub mod events;
 mod keyfilter;
 mod options;
 mod record;

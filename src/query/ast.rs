@@ -25,6 +25,8 @@ pub enum Literal {
     Set(Vec<String>),
     /// `TIMESTAMP '...'`
     Timestamp(String),
+    /// `EVENT('value', time)` or `[EVENT(...), ...]`: values with their times.
+    Events(Vec<(String, Lit)>),
 }
 
 impl Literal {
@@ -38,6 +40,7 @@ impl Literal {
             Literal::Null => "NULL".to_string(),
             Literal::Set(_) => "a set literal is SET<TEXT>".to_string(),
             Literal::Timestamp(s) => format!("TIMESTAMP '{s}' is TIMESTAMP"),
+            Literal::Events(_) => "EVENT(...) is an event".to_string(),
         }
     }
 }
@@ -54,6 +57,8 @@ pub struct ColumnSpec {
     /// The type as written (`TEXT`, `SET<TEXT>` is `set_of: Some(TEXT)`).
     pub ty: Ident,
     pub set_of: bool,
+    /// `EVENTS<TEXT>` (`ty` is TEXT).
+    pub events: bool,
     pub primary_key: bool,
     pub pii: bool,
 }
@@ -131,6 +136,7 @@ pub struct Select {
     pub group_by: Vec<Ident>,
     pub order_by: Vec<OrderItem>,
     pub limit: Option<(u64, Span)>,
+    pub as_of: Option<Lit>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -160,12 +166,36 @@ impl CmpOp {
 pub enum Condition {
     IsNull,
     IsNotNull,
-    Between { low: Lit, high: Lit, negated: bool },
-    In { values: Vec<Lit>, negated: bool },
+    Between {
+        low: Lit,
+        high: Lit,
+        negated: bool,
+    },
+    In {
+        values: Vec<Lit>,
+        negated: bool,
+    },
     HasAny(Vec<Lit>),
     HasAll(Vec<Lit>),
-    Has(Lit),
+    /// `HAS v`, with a window of days on EVENTS<TEXT> columns.
+    Has(Lit, Option<EventWindow>),
     Cmp(CmpOp, Lit),
+}
+
+/// Which days of an EVENTS<TEXT> column count for `HAS`, and on how many
+/// distinct days the value must occur.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventWindow {
+    pub min_days: Option<(u64, Span)>,
+    pub range: Option<TimeRange>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum TimeRange {
+    /// `WITHIN n DAYS`: today (of the statement's now) and the n - 1 days before.
+    WithinDays(u64, Span),
+    Since(Lit),
+    Between(Lit, Lit),
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -210,6 +240,7 @@ pub struct Overlap {
     pub table: Option<Ident>,
     pub filter: Option<Expr>,
     pub span: Span,
+    pub as_of: Option<Lit>,
 }
 
 /// `TOP n col FROM table [WHERE p] [WITHIN base] [BY COUNT | BY LIFT] [MIN COUNT m]`
@@ -222,6 +253,7 @@ pub struct Top {
     pub within: Option<Expr>,
     pub by_lift: bool,
     pub min_count: u64,
+    pub as_of: Option<Lit>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

@@ -74,6 +74,16 @@ pub enum Pred {
     Keys {
         ids: Vec<String>,
     },
+    /// An EVENTS<TEXT> column holding `value` on at least `min_days`
+    /// distinct days within `[from_day, to_day]` (days since the epoch, UTC;
+    /// open ends are `None`).
+    Events {
+        col: usize,
+        value: String,
+        from_day: Option<i64>,
+        to_day: Option<i64>,
+        min_days: u64,
+    },
     /// `IN name`: a named segment, its definition bound in place.
     Segment {
         name: String,
@@ -212,6 +222,8 @@ pub(super) struct Binder<'a> {
     pub(super) snapshot: &'a Snapshot,
     /// Segments being bound, outermost first (a repeat is a cycle).
     pub(super) segments: &'a std::cell::RefCell<Vec<String>>,
+    /// The statement's now (seconds since the epoch): `AS OF`, or the clock.
+    pub(super) now: i64,
 }
 
 impl Binder<'_> {
@@ -307,11 +319,23 @@ fn coerce(b: &Binder<'_>, column: &str, ty: ColumnType, lit: &Lit) -> QueryResul
 /// Binds one statement against `snapshot`'s catalog.
 pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryResult<Bound> {
     let stack = std::cell::RefCell::new(Vec::new());
-    let b = Binder {
+    let as_of = match statement {
+        Statement::Select(s) | Statement::Explain(s) => s.as_of.as_ref(),
+        Statement::Overlap(o) => o.as_of.as_ref(),
+        Statement::Top(t) => t.as_of.as_ref(),
+        _ => None,
+    };
+    let unbound = Binder {
         source,
         snapshot,
         segments: &stack,
+        now: 0,
     };
+    let now = match as_of {
+        Some(lit) => super::events::instant(&unbound, lit)?,
+        None => crate::engine::events::clock_now(),
+    };
+    let b = Binder { now, ..unbound };
     Ok(match statement {
         Statement::CreateTable {
             name,
@@ -382,12 +406,24 @@ pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryRe
                     ));
                 };
                 let change = match &a.value {
+                    AssignValue::Literal(lit) if def.events => {
+                        Change::Set(super::events::cell(&b, def, lit)?)
+                    }
                     AssignValue::Literal(lit) => Change::Set(coerce(&b, &def.name, def.ty, lit)?),
                     AssignValue::Add(target, tags) | AssignValue::Remove(target, tags) => {
                         if !target.name.eq_ignore_ascii_case(&def.name) {
                             return Err(b.err(
                                 target.span,
                                 format!("write {0} = {0} + [...] to add tags to {0}", def.name),
+                            ));
+                        }
+                        if def.events {
+                            return Err(b.err(
+                                a.column.span,
+                                format!(
+                                    "column {0} is EVENTS<TEXT>; INSERT adds events, SET {0} = [EVENT(...), ...] replaces them",
+                                    def.name
+                                ),
                             ));
                         }
                         if def.ty != ColumnType::TextSet {
@@ -492,6 +528,15 @@ fn bind_create(
     }
     let mut schema = TableSchema::new(&name.name, &key.name.name);
     for c in columns.iter().filter(|c| !c.primary_key) {
+        if c.events {
+            if !c.ty.name.eq_ignore_ascii_case("text") {
+                return Err(b.err(c.ty.span, "only EVENTS<TEXT> is supported"));
+            }
+            let mut def = ColumnDef::events(&c.name.name);
+            def.pii = c.pii;
+            schema.columns.push(def);
+            continue;
+        }
         let ty = if c.set_of {
             if !c.ty.name.eq_ignore_ascii_case("text") {
                 return Err(b.err(c.ty.span, "only SET<TEXT> is supported"));
@@ -507,7 +552,7 @@ fn bind_create(
                 other => {
                     return Err(b.err(
                         c.ty.span,
-                        format!("unknown type {other}; expected TEXT, SET<TEXT>, INT, TIMESTAMP, FLOAT or BOOL"),
+                        format!("unknown type {other}; expected TEXT, SET<TEXT>, EVENTS<TEXT>, INT, TIMESTAMP, FLOAT or BOOL"),
                     ))
                 }
             }
@@ -621,12 +666,21 @@ fn bind_insert(
         let mut values = Vec::with_capacity(row.len());
         for (lit, target) in row.iter().zip(&targets) {
             if let Some(def) = target {
-                values.push((def.name.as_str(), coerce(b, &def.name, def.ty, lit)?));
+                let value = if def.events {
+                    super::events::cell(b, def, lit)?
+                } else {
+                    coerce(b, &def.name, def.ty, lit)?
+                };
+                values.push((def, value));
             }
         }
         let mut upsert = batch.upsert(id);
-        for (name, value) in values {
-            upsert = upsert.set(name, value);
+        for (def, value) in values {
+            // Events accumulate: an INSERT adds them to the profile's events.
+            upsert = match value {
+                Value::Set(tags) if def.events => upsert.add(&def.name, tags),
+                value => upsert.set(&def.name, value),
+            };
         }
     }
     Ok(batch)
@@ -750,8 +804,30 @@ fn bind_predicate(b: &Binder<'_>, schema: &TableSchema, p: &Predicate) -> QueryR
     Ok(match (&p.condition, def.ty) {
         (Condition::IsNull, _) => Pred::Not(Box::new(Pred::NotNull { col })),
         (Condition::IsNotNull, _) => Pred::NotNull { col },
+        // EVENTS<TEXT>
+        (Condition::Has(l, window), ColumnType::TextSet) if def.events => {
+            super::events::bind_has(b, schema, col, def, l, window.as_ref())?
+        }
+        (_, ColumnType::TextSet) if def.events => {
+            return Err(b.err(
+                p.span,
+                format!(
+                    "column {} is EVENTS<TEXT>; use HAS 'value' [ON AT LEAST n DAYS] [WITHIN n DAYS | SINCE t | BETWEEN t AND t]",
+                    def.name
+                ),
+            ))
+        }
+        (Condition::Has(_, Some(_)), _) => {
+            return Err(b.err(
+                p.span,
+                format!(
+                    "days (WITHIN, SINCE, BETWEEN, ON AT LEAST) apply to EVENTS<TEXT> columns; {} is {}",
+                    def.name, def.ty
+                ),
+            ))
+        }
         // SET<TEXT>
-        (Condition::Has(l), ColumnType::TextSet) => Pred::Text {
+        (Condition::Has(l, None), ColumnType::TextSet) => Pred::Text {
             col,
             values: texts(std::slice::from_ref(l))?,
         },
@@ -763,7 +839,7 @@ fn bind_predicate(b: &Binder<'_>, schema: &TableSchema, p: &Predicate) -> QueryR
             col,
             values: texts(ls)?,
         },
-        (Condition::Has(_) | Condition::HasAny(_) | Condition::HasAll(_), _) => {
+        (Condition::Has(..) | Condition::HasAny(_) | Condition::HasAll(_), _) => {
             return Err(b.err(
                 p.span,
                 format!(
@@ -1030,6 +1106,15 @@ fn bind_select(b: &Binder<'_>, snapshot: &Snapshot, s: &Select) -> QueryResult<Q
         let mut key_names = Vec::new();
         for g in &s.group_by {
             match resolve(b, &schema, g)? {
+                ColumnRef::Column(_, def) if def.events => {
+                    return Err(b.err(
+                        g.span,
+                        format!(
+                            "GROUP BY an EVENTS<TEXT> column is not supported; count HAS 'value' per value instead ({})",
+                            def.name
+                        ),
+                    ))
+                }
                 ColumnRef::Column(i, def)
                     if matches!(
                         def.ty,

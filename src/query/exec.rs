@@ -377,6 +377,20 @@ fn eval_leaf<'a>(
             Some(b) => Bits::Borrowed(b),
             None => empty(),
         },
+        Pred::Events {
+            col,
+            value,
+            from_day,
+            to_day,
+            min_days,
+        } => Bits::Owned(super::events::rows(
+            shard,
+            *col,
+            value,
+            (*from_day, *to_day),
+            *min_days,
+            within,
+        )),
         // Resolved into rows before execution.
         Pred::Keys { .. } => empty(),
         Pred::Not(_) | Pred::And(_) | Pred::Or(_) | Pred::Segment { .. } => {

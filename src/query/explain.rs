@@ -140,6 +140,31 @@ fn describe(pred: &Pred, schema: &TableSchema) -> (String, &'static str) {
             "materialized segment (cached per shard)",
         ),
         Pred::Segment { name, .. } => (format!("IN {name}"), "segment definition"),
+        Pred::Events {
+            col,
+            value,
+            from_day,
+            to_day,
+            min_days,
+        } => {
+            let day = |d: &Option<i64>| {
+                d.map_or("…".to_string(), |d| {
+                    crate::engine::events::tag(d, "")
+                        .trim_end_matches(':')
+                        .to_string()
+                })
+            };
+            (
+                format!(
+                    "{} HAS {} ON AT LEAST {min_days} DAYS BETWEEN {} AND {}",
+                    name(col),
+                    quote(value),
+                    day(from_day),
+                    day(to_day)
+                ),
+                "union of day bitmaps",
+            )
+        }
         Pred::Not(_) | Pred::And(_) | Pred::Or(_) => (String::new(), ""),
     }
 }
@@ -183,6 +208,7 @@ fn estimate(pred: &Pred, table: &TableSnapshot, total: u64) -> u64 {
         | Pred::FloatBetween { col, .. }
         | Pred::FloatIn { col, .. } => sum_over(&|s| s.exists(*col).map_or(0, |b| b.len())) / 3,
         Pred::Segment { pred, .. } => estimate(pred, table, total),
+        Pred::Events { col, .. } => sum_over(&|s| s.exists(*col).map_or(0, |b| b.len())) / 3,
         Pred::Not(p) => total.saturating_sub(estimate(p, table, total)),
         Pred::And(ps) => ps
             .iter()

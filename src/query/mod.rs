@@ -11,6 +11,7 @@
 pub mod ast;
 pub mod bind;
 pub mod error;
+pub mod events;
 pub mod exec;
 pub mod explain;
 pub mod group;
@@ -142,7 +143,7 @@ impl Database {
                 for c in &schema.columns {
                     rows.push(vec![
                         Value::Text(c.name.clone()),
-                        Value::Text(c.ty.to_string()),
+                        Value::Text(c.type_name()),
                         Value::Bool(false),
                         Value::Bool(c.pii),
                     ]);

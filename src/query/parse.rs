@@ -385,9 +385,98 @@ fn literal(source: &str, pair: P<'_>) -> QueryResult<Lit> {
                 .ok_or_else(|| internal(source))?;
             Literal::Timestamp(unescape(source, &s)?)
         }
+        Rule::event_literal => Literal::Events(vec![event(source, inner)?]),
+        Rule::event_list => Literal::Events(
+            inner
+                .into_inner()
+                .filter(|p| p.as_rule() == Rule::event_literal)
+                .map(|p| event(source, p))
+                .collect::<QueryResult<_>>()?,
+        ),
         _ => return Err(internal(source)),
     };
     Ok(Lit { value, span })
+}
+
+/// `EVENT('value', time)`: the value and the time as a literal.
+fn event(source: &str, pair: P<'_>) -> QueryResult<(String, Lit)> {
+    let mut value = None;
+    let mut time = None;
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::string => value = Some(unescape(source, &p)?),
+            Rule::event_time => {
+                let span = span_of(&p);
+                // An event time is a literal of its own (string, number or TIMESTAMP).
+                time = Some(literal(source, p).map(|l| Lit { span, ..l })?);
+            }
+            _ => {}
+        }
+    }
+    match (value, time) {
+        (Some(v), Some(t)) => Ok((v, t)),
+        _ => Err(internal(source)),
+    }
+}
+
+/// `AS OF time` of a query.
+fn as_of(source: &str, pair: P<'_>) -> QueryResult<Lit> {
+    let l = pair
+        .into_inner()
+        .find(|p| p.as_rule() == Rule::literal)
+        .ok_or_else(|| internal(source))?;
+    literal(source, l)
+}
+
+fn event_window(source: &str, pair: P<'_>) -> QueryResult<EventWindow> {
+    let mut window = EventWindow {
+        min_days: None,
+        range: None,
+    };
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::on_at_least => {
+                let n = p
+                    .into_inner()
+                    .find(|x| x.as_rule() == Rule::integer)
+                    .ok_or_else(|| internal(source))?;
+                window.min_days = Some((whole_number(source, &n)?, span_of(&n)));
+            }
+            Rule::time_range => {
+                let r = p.into_inner().next().ok_or_else(|| internal(source))?;
+                window.range = Some(match r.as_rule() {
+                    Rule::within_days => {
+                        let n = r
+                            .into_inner()
+                            .find(|x| x.as_rule() == Rule::integer)
+                            .ok_or_else(|| internal(source))?;
+                        TimeRange::WithinDays(whole_number(source, &n)?, span_of(&n))
+                    }
+                    Rule::since_ts => TimeRange::Since(
+                        lits(source, r)?
+                            .into_iter()
+                            .next()
+                            .ok_or_else(|| internal(source))?,
+                    ),
+                    Rule::between_ts => {
+                        let mut v = lits(source, r)?.into_iter();
+                        let (Some(a), Some(b)) = (v.next(), v.next()) else {
+                            return Err(internal(source));
+                        };
+                        TimeRange::Between(a, b)
+                    }
+                    _ => return Err(internal(source)),
+                });
+            }
+            _ => {}
+        }
+    }
+    Ok(window)
+}
+
+/// The literals among a pair's children.
+fn lits(source: &str, pair: P<'_>) -> QueryResult<Vec<Lit>> {
+    literals(source, children(pair))
 }
 
 fn literals(source: &str, pairs: Vec<P<'_>>) -> QueryResult<Vec<Lit>> {
@@ -603,21 +692,23 @@ fn column_def(source: &str, pair: P<'_>) -> QueryResult<ColumnSpec> {
         .into_inner()
         .next()
         .ok_or_else(|| internal(source))?;
-    let (ty, set_of) = match inner.as_rule() {
-        Rule::set_type => (
+    let (ty, set_of, events) = match inner.as_rule() {
+        rule @ (Rule::set_type | Rule::events_type) => (
             inner
                 .into_inner()
                 .find(|p| p.as_rule() == Rule::ident)
                 .map(ident)
                 .ok_or_else(|| internal(source))?,
-            true,
+            rule == Rule::set_type,
+            rule == Rule::events_type,
         ),
-        _ => (ident(inner), false),
+        _ => (ident(inner), false, false),
     };
     let mut spec = ColumnSpec {
         name,
         ty,
         set_of,
+        events,
         primary_key: false,
         pii: false,
     };
@@ -659,6 +750,7 @@ fn select(source: &str, pair: P<'_>) -> QueryResult<Select> {
     let mut group_by = Vec::new();
     let mut order_by = Vec::new();
     let mut limit = None;
+    let mut at = None;
     for p in pair.into_inner() {
         match p.as_rule() {
             Rule::select_list => {
@@ -716,6 +808,7 @@ fn select(source: &str, pair: P<'_>) -> QueryResult<Select> {
                     .map_err(|_| error_at(source, span.start, "LIMIT is too large"))?;
                 limit = Some((v, span));
             }
+            Rule::as_of => at = Some(as_of(source, p)?),
             _ => {}
         }
     }
@@ -726,6 +819,7 @@ fn select(source: &str, pair: P<'_>) -> QueryResult<Select> {
         group_by,
         order_by,
         limit,
+        as_of: at,
     })
 }
 
@@ -760,10 +854,12 @@ fn overlap(source: &str, pair: P<'_>) -> QueryResult<Overlap> {
         table: None,
         filter: None,
         span,
+        as_of: None,
     };
     for p in pair.into_inner() {
         match p.as_rule() {
             Rule::matrix => out.matrix = true,
+            Rule::as_of => out.as_of = Some(as_of(source, p)?),
             Rule::overlap_item => {
                 let span = span_of(&p);
                 let mut target = None;
@@ -818,8 +914,10 @@ fn top(source: &str, pair: P<'_>) -> QueryResult<Top> {
     let mut n = None;
     let mut idents = Vec::new();
     let (mut filter, mut within, mut by_lift, mut min_count) = (None, None, false, 0);
+    let mut at = None;
     for p in pair.into_inner() {
         match p.as_rule() {
+            Rule::as_of => at = Some(as_of(source, p)?),
             Rule::integer => n = Some(whole_number(source, &p)?),
             Rule::ident => idents.push(ident(p)),
             Rule::where_clause => filter = Some(where_clause(source, p)?),
@@ -853,6 +951,7 @@ fn top(source: &str, pair: P<'_>) -> QueryResult<Top> {
         within,
         by_lift,
         min_count,
+        as_of: at,
     })
 }
 
@@ -947,12 +1046,21 @@ fn condition(source: &str, pair: P<'_>) -> QueryResult<Condition> {
         },
         Rule::has_any => Condition::HasAny(lits(parts)?),
         Rule::has_all => Condition::HasAll(lits(parts)?),
-        Rule::has => Condition::Has(
-            lits(parts)?
-                .into_iter()
-                .next()
-                .ok_or_else(|| internal(source))?,
-        ),
+        Rule::has => {
+            let window = parts
+                .iter()
+                .find(|p| p.as_rule() == Rule::event_window)
+                .cloned()
+                .map(|w| event_window(source, w))
+                .transpose()?;
+            Condition::Has(
+                lits(parts)?
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| internal(source))?,
+                window,
+            )
+        }
         Rule::comparison => {
             let mut it = parts.into_iter();
             let op = it.next().ok_or_else(|| internal(source))?;

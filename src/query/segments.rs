@@ -186,6 +186,7 @@ fn bind_definition(
         source: text,
         snapshot: b.snapshot,
         segments: b.segments,
+        now: b.now,
     };
     let bound = bind_expr(&inner, schema, &expr);
     b.segments.borrow_mut().pop();
@@ -307,6 +308,7 @@ fn size(snapshot: &Snapshot, def: &SegmentDef) -> QueryResult<u64> {
         source: "",
         snapshot,
         segments: &stack,
+        now: crate::engine::events::clock_now(),
     };
     let ident = Ident {
         name: def.name.clone(),

@@ -45,7 +45,9 @@ pub struct TopQuery {
 pub(super) fn bind(b: &Binder<'_>, t: &Top) -> QueryResult<TopQuery> {
     let schema = b.table(b.snapshot, &t.table)?;
     let (column, column_name) = match resolve(b, &schema, &t.column)? {
-        ColumnRef::Column(i, def) if matches!(def.ty, ColumnType::Text | ColumnType::TextSet) => {
+        ColumnRef::Column(i, def)
+            if !def.events && matches!(def.ty, ColumnType::Text | ColumnType::TextSet) =>
+        {
             (i, def.name.clone())
         }
         ColumnRef::Column(_, def) => {
@@ -53,7 +55,8 @@ pub(super) fn bind(b: &Binder<'_>, t: &Top) -> QueryResult<TopQuery> {
                 t.column.span,
                 format!(
                     "TOP works on TEXT and SET<TEXT> columns; {} is {}",
-                    def.name, def.ty
+                    def.name,
+                    def.type_name()
                 ),
             ))
         }

@@ -84,6 +84,9 @@ pub struct ColumnDef {
     pub ty: ColumnType,
     /// Personal data: kept, but shown to admins only (enforced by the query layer).
     pub pii: bool,
+    /// An `EVENTS<TEXT>` column: stored as SET<TEXT> whose tags are events
+    /// `YYYY-MM-DD:value` (UTC day, then the value); only with `TextSet`.
+    pub events: bool,
 }
 
 impl ColumnDef {
@@ -92,6 +95,24 @@ impl ColumnDef {
             name: name.into(),
             ty,
             pii: false,
+            events: false,
+        }
+    }
+
+    /// An `EVENTS<TEXT>` column.
+    pub fn events(name: impl Into<String>) -> Self {
+        ColumnDef {
+            events: true,
+            ..ColumnDef::new(name, ColumnType::TextSet)
+        }
+    }
+
+    /// The type as CohortQL names it (`EVENTS<TEXT>` for event columns).
+    pub fn type_name(&self) -> String {
+        if self.events {
+            "EVENTS<TEXT>".to_string()
+        } else {
+            self.ty.to_string()
         }
     }
 }
@@ -150,6 +171,12 @@ impl TableSchema {
         seen.insert(self.key_column.to_ascii_lowercase());
         for column in &self.columns {
             check_name("column", &column.name)?;
+            if column.events && column.ty != ColumnType::TextSet {
+                return Err(format!(
+                    "column {} is marked EVENTS but stored as {}",
+                    column.name, column.ty
+                ));
+            }
             if !seen.insert(column.name.to_ascii_lowercase()) {
                 return Err(format!(
                     "column {} appears twice in table {}",
@@ -167,7 +194,7 @@ impl TableSchema {
         for column in &self.columns {
             w.str(&column.name);
             w.u8(column.ty.code());
-            w.u8(u8::from(column.pii));
+            w.u8(u8::from(column.pii) | (u8::from(column.events) << 1));
         }
         w.u32(self.options.len() as u32);
         for (k, v) in &self.options {
@@ -192,6 +219,7 @@ impl TableSchema {
                 name,
                 ty,
                 pii: flags & 1 == 1,
+                events: flags & 2 == 2,
             });
         }
         let n = r.count(8, "option count")?;

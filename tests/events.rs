@@ -381,6 +381,14 @@ fn event_errors_are_clear() {
         let e = error(&db, sql);
         assert!(e.contains(want), "{sql}: {e}");
     }
+    // The embedded API cannot write a tag that is not an event either.
+    let mut batch = cohortdb::Batch::new();
+    batch.upsert("u9").add("visits", ["baking"]);
+    let e = db.write("t", batch).expect_err("not an event").to_string();
+    assert!(
+        e.contains("\"baking\" is not an event (YYYY-MM-DD:value)"),
+        "{e}"
+    );
     // Nothing changed.
     assert_eq!(ids(&db, "visits HAS 'baking'", TODAY), ["u1", "u2", "u5"]);
     assert_eq!(

@@ -746,3 +746,119 @@ fn rows_over_the_batch_byte_limit_are_rejected_and_batches_cut_in_order() {
         "rows are applied in file order"
     );
 }
+
+#[test]
+fn events_import_as_value_at_time_and_accumulate_per_profile() {
+    let server = Server::start(&[]);
+    server
+        .client()
+        .execute("CREATE TABLE ev (id TEXT PRIMARY KEY, visits EVENTS<TEXT>)")
+        .expect("create");
+    let tmp = tempfile::tempdir().expect("tmp");
+    // One line per event (as a clickstream export gives them), several
+    // events in one field, a bare date and epoch seconds, a value with '@',
+    // and two bad rows.
+    let csv = "id,visits\n\
+               u1,baking@2026-11-20T10:00:00Z\n\
+               u2,golf@2026-11-21|baking@2026-11-01T08:00:00Z\n\
+               u1,baking@1795132800\n\
+               u3,\n\
+               u4,baking\n\
+               u1,tea@shop@2026-11-22T00:00:00Z\n\
+               u5,baking@yesterday\n";
+    let file = write_file(tmp.path(), "events.csv", csv.as_bytes());
+    let run = import(
+        &server,
+        &[
+            "--table",
+            "ev",
+            "--max-errors",
+            "5",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.summary().starts_with("imported 5 rows, rejected 2,"),
+        "{}",
+        run.stdout
+    );
+    assert!(
+        run.stderr
+            .contains("line 6: column visits is EVENTS<TEXT>, 'baking' is not value@time"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr
+            .contains("line 8: column visits is EVENTS<TEXT>, the time 'yesterday'"),
+        "{}",
+        run.stderr
+    );
+    let visits = |id: &str| rows(&server, &format!("SELECT visits FROM ev WHERE id = '{id}'"));
+    // u1's three lines added up; 1795132800 is 2026-11-20, the same day.
+    assert_eq!(
+        visits("u1"),
+        vec![vec![set(&["2026-11-20:baking", "2026-11-22:tea@shop"])]]
+    );
+    assert_eq!(
+        visits("u2"),
+        vec![vec![set(&["2026-11-01:baking", "2026-11-21:golf"])]]
+    );
+    assert_eq!(visits("u3"), vec![vec![set(&[])]]);
+    // NDJSON: arrays of the same "value@time" strings; they add to what is there.
+    let json = "{\"id\":\"u3\",\"visits\":[\"golf@2026-11-22T09:00:00Z\"]}\n\
+                {\"id\":\"u2\",\"visits\":[\"baking@2026-11-22\"]}\n\
+                {\"id\":\"u6\",\"visits\":[\"golf@2026-11-22\",7]}\n\
+                {\"id\":\"u7\",\"visits\":\"golf@2026-11-22\"}\n\
+                {\"id\":\"u1\"}\n";
+    let file = write_file(tmp.path(), "events.jsonl", json.as_bytes());
+    let run = import(
+        &server,
+        &[
+            "--table",
+            "ev",
+            "--max-errors",
+            "5",
+            file.to_str().expect("path"),
+        ],
+    );
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.summary().starts_with("imported 3 rows, rejected 2,"),
+        "{}",
+        run.stdout
+    );
+    // A line without the column adds no events and clears none.
+    assert_eq!(
+        visits("u1"),
+        vec![vec![set(&["2026-11-20:baking", "2026-11-22:tea@shop"])]]
+    );
+    assert!(
+        run.stderr
+            .contains("line 3: column visits is EVENTS<TEXT>, its elements must be strings, not 7"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains(
+            "line 4: column visits is EVENTS<TEXT>, the string 'golf@2026-11-22' does not fit it"
+        ),
+        "{}",
+        run.stderr
+    );
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT COUNT(*) FROM ev WHERE visits HAS 'baking' ON AT LEAST 2 DAYS AS OF '2026-11-22T12:00:00Z'"
+        ),
+        vec![vec![Value::Int(1)]]
+    );
+    assert_eq!(
+        rows(
+            &server,
+            "SELECT COUNT(*) FROM ev WHERE visits HAS 'golf' WITHIN 2 DAYS AS OF '2026-11-22T12:00:00Z'"
+        ),
+        vec![vec![Value::Int(2)]]
+    );
+}

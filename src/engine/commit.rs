@@ -41,6 +41,8 @@ enum Prepared {
         table_id: u32,
         positions: Vec<u16>,
         batch: RowsBatch,
+        /// The payload columns that fill EVENTS columns, with their names.
+        events: Vec<(usize, String)>,
     },
 }
 
@@ -127,13 +129,22 @@ impl Inner {
                     None => Err(Error::TableNotFound(table)),
                 },
                 Request::Rows { table, batch } => match catalog.get(&table_key(&table)) {
-                    Some((id, schema)) => {
-                        resolve_rows(schema, &batch).map(|positions| Prepared::Rows {
+                    Some((id, schema)) => resolve_rows(schema, &batch).map(|positions| {
+                        let events = positions
+                            .iter()
+                            .enumerate()
+                            .filter_map(|(k, p)| {
+                                let column = &schema.columns[*p as usize];
+                                column.events.then(|| (k + 1, column.name.clone()))
+                            })
+                            .collect();
+                        Prepared::Rows {
                             table_id: *id,
                             positions,
                             batch,
-                        })
-                    }
+                            events,
+                        }
+                    }),
                     None => Err(Error::TableNotFound(table)),
                 },
             };
@@ -146,11 +157,15 @@ impl Inner {
         let mut views: Vec<Option<RowsView<'_>>> = Vec::with_capacity(prepared.len());
         let mut refused = vec![false; prepared.len()];
         for (i, (ticket, p)) in prepared.iter().enumerate() {
-            let Prepared::Rows { batch, .. } = p else {
+            let Prepared::Rows { batch, events, .. } = p else {
                 views.push(None);
                 continue;
             };
-            match batch.view() {
+            let checked = batch.view().and_then(|view| {
+                super::events::check_rows_tags(&view, events)?;
+                Ok(view)
+            });
+            match checked {
                 Ok(view) => views.push(Some(view)),
                 Err(e) => {
                     results.push((*ticket, Err(e)));
@@ -170,6 +185,7 @@ impl Inner {
                     table_id,
                     positions,
                     batch,
+                    ..
                 } => encode_rows(*table_id, positions, batch.payload()),
             };
             if payload.len() > MAX_RECORD_BYTES {

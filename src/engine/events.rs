@@ -10,13 +10,14 @@
 //! them is left in the directory.
 //!
 //! Invariants: day numbers are days since 1970-01-01 (UTC), negative
-//! before; a tag that does not parse as an event is never expired (it can
-//! only come from the embedded API writing a SET directly).
+//! before; every tag of an EVENTS column parses as an event (writes are
+//! checked by [`check_tag`] and [`check_rows_tags`] before they are logged).
 
 use super::commit::Request;
-use super::error::Result;
+use super::error::{Error, Result};
 use super::value::Batch;
 use super::{Inner, Snapshot};
+use crate::storage::columnar::{ColumnView, RowsView};
 use std::collections::BTreeMap;
 
 const DAY_SECONDS: i64 = 86_400;
@@ -47,6 +48,16 @@ pub fn tag(day: i64, value: &str) -> String {
     format!("{date}:{value}")
 }
 
+/// 0001-01-01T00:00:00Z and 9999-12-31T23:59:59Z: the times an event may have.
+pub const EVENT_SECONDS: std::ops::RangeInclusive<i64> = -62_135_596_800..=253_402_300_799;
+
+/// The tag of `value` at instant `seconds`, or `None` outside the years 1 to 9999.
+pub fn event_tag(value: &str, seconds: i64) -> Option<String> {
+    EVENT_SECONDS
+        .contains(&seconds)
+        .then(|| tag(day_of(seconds), value))
+}
+
 /// The day and value of an event tag (`None` for anything else).
 pub fn parse_tag(tag: &str) -> Option<(i64, &str)> {
     let date = tag.get(..10)?;
@@ -54,6 +65,27 @@ pub fn parse_tag(tag: &str) -> Option<(i64, &str)> {
     let d = chrono::NaiveDate::parse_from_str(date, "%Y-%m-%d").ok()?;
     let midnight = d.and_hms_opt(0, 0, 0)?.and_utc().timestamp();
     Some((day_of(midnight), value))
+}
+
+/// Checks that `tag`, written to EVENTS column `column`, is an event tag.
+pub fn check_tag(column: &str, tag: &str) -> Result<()> {
+    match parse_tag(tag) {
+        Some(_) => Ok(()),
+        None => Err(Error::InvalidWrite(format!(
+            "column {column} is EVENTS<TEXT>; {tag:?} is not an event (YYYY-MM-DD:value)"
+        ))),
+    }
+}
+
+/// Checks the tags of the EVENTS columns of a rows batch: `columns` are
+/// (payload column, column name).
+pub fn check_rows_tags(view: &RowsView<'_>, columns: &[(usize, String)]) -> Result<()> {
+    for (c, name) in columns {
+        if let Some(ColumnView::TextSet { tags, .. }) = view.columns.get(*c) {
+            tags.iter().try_for_each(|t| check_tag(name, t))?;
+        }
+    }
+    Ok(())
 }
 
 /// The first day still inside a retention of `days` days when today is

@@ -147,6 +147,12 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
                 for (name, change) in changes {
                     let index = settable_column(schema, &name)?;
                     let column = &schema.columns[index];
+                    if column.events {
+                        if let Change::Set(Value::Set(tags)) | Change::Add(tags) = &change {
+                            tags.iter()
+                                .try_for_each(|t| super::events::check_tag(&column.name, t))?;
+                        }
+                    }
                     let change = match change {
                         Change::Set(v) => Change::Set(coerce(&column.name, column.ty, v)?),
                         Change::Add(tags) | Change::Remove(tags)

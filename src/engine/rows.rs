@@ -7,7 +7,9 @@
 //! Semantics: each row is an upsert of the named columns (exactly like
 //! `Batch::upsert(id).set(column, value)` for each of them, NULL included);
 //! columns not named keep their values (NULL for a new profile); a later row
-//! with the same id in the same batch sees the earlier one.
+//! with the same id in the same batch sees the earlier one. EVENTS<TEXT>
+//! columns are the exception: like an INSERT, a row adds its events to the
+//! profile's (`.add`), and NULL clears them.
 //!
 //! Invariants: a batch is logged only if it parses for its column types,
 //! every id is non-NULL, non-empty and at most [`MAX_ID_BYTES`], and every

@@ -318,6 +318,8 @@ fn apply_rows(
     // other row first flushes the run, so every row sees the indexes as of
     // the rows before it.
     let types = table.types.clone();
+    // EVENTS columns accumulate: a row adds its events to the profile's.
+    let events: Vec<bool> = table.schema.columns.iter().map(|c| c.events).collect();
     let mut fresh: Vec<usize> = Vec::new();
     let mut fresh_first = 0u32;
     let flush = |table: &mut TableState, fresh: &mut Vec<usize>, first: u32| {
@@ -346,7 +348,12 @@ fn apply_rows(
             let fill = |shard: &mut ShardState, cells: &mut [Cell]| {
                 for (k, p) in positions.iter().enumerate() {
                     let c = *p as usize;
-                    cells[c] = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
+                    let cell = view_cell(&mut shard.columns[c], &view.columns[k + 1], i);
+                    cells[c] = if events[c] {
+                        add_events(&cells[c], cell)
+                    } else {
+                        cell
+                    };
                 }
             };
             upsert_row(table, &mut before, lsn, id, known, false, fill);
@@ -368,6 +375,20 @@ fn apply_rows(
         upserted: view.rows as u64,
         ..WriteSummary::default()
     })
+}
+
+/// An EVENTS cell after `added` events arrive: the union of both sets
+/// (NULL clears, like an INSERT of NULL).
+fn add_events(current: &Cell, added: Cell) -> Cell {
+    match (current, added) {
+        (Cell::Set(old), Cell::Set(new)) => {
+            let mut ids: Vec<u32> = old.iter().chain(new.iter()).copied().collect();
+            ids.sort_unstable();
+            ids.dedup();
+            Cell::Set(ids.into_boxed_slice())
+        }
+        (_, added) => added,
+    }
 }
 
 /// The cell row `i` of `view` sets in a column indexed by `index`.

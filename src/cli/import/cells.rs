@@ -146,6 +146,37 @@ pub fn timestamp_text(out: &mut Vec<u8>, column: &str, t: &str) -> Result<(), St
     }
 }
 
+/// The stored tag of an event written `value@time` (time as ISO-8601 or
+/// whole seconds; the last `@` separates them, so a value may hold `@`).
+pub fn event_tag_text(column: &str, text: &str) -> Result<String, String> {
+    let Some((value, time)) = text.rsplit_once('@') else {
+        return Err(format!(
+            "column {column} is EVENTS<TEXT>, {} is not value@time (e.g. baking@2026-11-20T10:00:00Z)",
+            show(text)
+        ));
+    };
+    let t = time.trim();
+    let seconds = t
+        .parse::<i64>()
+        .ok()
+        .or_else(|| crate::query::bind::parse_timestamp(t))
+        .ok_or_else(|| {
+            format!(
+                "column {column} is EVENTS<TEXT>, the time {} of {} is neither whole seconds nor an ISO-8601 timestamp",
+                show(time),
+                show(text)
+            )
+        })?;
+    let tag = crate::engine::events::event_tag(value, seconds).ok_or_else(|| {
+        format!(
+            "column {column} is EVENTS<TEXT>, the time of {} is not within the years 1 to 9999",
+            show(text)
+        )
+    })?;
+    check_text(column, &tag)?;
+    Ok(tag)
+}
+
 /// Writes a FLOAT given as text.
 fn float_text(out: &mut Vec<u8>, column: &str, t: &str) -> Result<(), String> {
     let v: f64 = t
@@ -204,6 +235,12 @@ pub fn csv_field(out: &mut Vec<u8>, target: &Target, raw: &[u8]) -> Result<(), S
             for tag in field.split('|').filter(|t| !t.is_empty()) {
                 check_text(column, tag)?;
                 write_tag(out, at, tag);
+            }
+        }
+        Kind::Events => {
+            let at = begin_set(out);
+            for event in field.split('|').filter(|t| !t.is_empty()) {
+                write_tag(out, at, &event_tag_text(column, event)?);
             }
         }
         Kind::Int | Kind::Timestamp | Kind::Float | Kind::Bool => {
@@ -303,7 +340,7 @@ mod tests {
         let payload = e.finish();
         let ty = match kind {
             Kind::Key | Kind::Text => ColumnType::Text,
-            Kind::Set => ColumnType::TextSet,
+            Kind::Set | Kind::Events => ColumnType::TextSet,
             Kind::Int | Kind::Timestamp => ColumnType::Int,
             Kind::Float => ColumnType::Float,
             Kind::Bool => ColumnType::Bool,
@@ -334,6 +371,20 @@ mod tests {
         assert_eq!(field(Kind::Set, "").unwrap(), "[]");
         assert_eq!(field(Kind::Set, "a|b").unwrap(), "[\"a\", \"b\"]");
         assert_eq!(field(Kind::Set, "|a||b|").unwrap(), "[\"a\", \"b\"]");
+        assert_eq!(field(Kind::Events, "").unwrap(), "[]");
+        assert_eq!(
+            field(Kind::Events, "baking@2026-11-20T23:00:00Z|a@b@1793491200").unwrap(),
+            "[\"2026-11-20:baking\", \"2026-11-01:a@b\"]"
+        );
+        assert!(field(Kind::Events, "baking")
+            .unwrap_err()
+            .contains("'baking' is not value@time"));
+        assert!(field(Kind::Events, "baking@soon")
+            .unwrap_err()
+            .contains("the time 'soon' of 'baking@soon' is neither"));
+        assert!(field(Kind::Events, "baking@999999999999999")
+            .unwrap_err()
+            .contains("years 1 to 9999"));
     }
 
     #[test]

@@ -10,8 +10,8 @@
 
 use super::batch::BatchBuilder;
 use super::cells::{
-    begin_set, check_key, check_text, show, timestamp_text, write_bool, write_float, write_int,
-    write_null, write_string, write_tag,
+    begin_set, check_key, check_text, event_tag_text, show, timestamp_text, write_bool,
+    write_float, write_int, write_null, write_string, write_tag,
 };
 use super::table::{Kind, Layout, Target};
 use super::{RowSource, Step};
@@ -70,7 +70,12 @@ impl<R: BufRead> NdjsonSource<R> {
                     return Err(format!("the primary key {} is missing", target.name));
                 }
                 self.slots[i].clear();
-                write_null(&mut self.slots[i]);
+                if target.kind == Kind::Events {
+                    // No key: no events to add (NULL would clear them).
+                    begin_set(&mut self.slots[i]);
+                } else {
+                    write_null(&mut self.slots[i]);
+                }
             }
         }
         Ok(())
@@ -237,6 +242,7 @@ fn type_name(kind: Kind) -> &'static str {
     match kind {
         Kind::Key | Kind::Text => "TEXT",
         Kind::Set => "SET<TEXT>",
+        Kind::Events => "EVENTS<TEXT>",
         Kind::Int => "INT",
         Kind::Timestamp => "TIMESTAMP",
         Kind::Float => "FLOAT",
@@ -379,13 +385,14 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        if self.target.kind != Kind::Set {
+        if !matches!(self.target.kind, Kind::Set | Kind::Events) {
             return self.mismatch("an array".into());
         }
         let at = begin_set(self.out);
         while seq
             .next_element_seed(TagSeed {
                 column: &self.target.name,
+                events: self.target.kind == Kind::Events,
                 out: &mut *self.out,
                 at,
                 reason: &mut *self.reason,
@@ -400,9 +407,11 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
     }
 }
 
-/// Writes one tag of a SET<TEXT> array.
+/// Writes one tag of a SET<TEXT> array, or one `value@time` event of an
+/// EVENTS<TEXT> array.
 struct TagSeed<'a> {
     column: &'a str,
+    events: bool,
     out: &'a mut Vec<u8>,
     /// Where the SET cell's count sits.
     at: usize,
@@ -411,8 +420,13 @@ struct TagSeed<'a> {
 
 impl TagSeed<'_> {
     fn refuse<E: de::Error>(self, found: String) -> Result<(), E> {
+        let ty = if self.events {
+            "EVENTS<TEXT>"
+        } else {
+            "SET<TEXT>"
+        };
         *self.reason = Some(format!(
-            "column {} is SET<TEXT>, its elements must be strings, not {found}",
+            "column {} is {ty}, its elements must be strings, not {found}",
             self.column
         ));
         Err(E::custom("bad tag"))
@@ -433,12 +447,21 @@ impl<'de> Visitor<'de> for TagSeed<'_> {
     }
 
     fn visit_str<E: de::Error>(self, v: &str) -> Result<(), E> {
-        if let Err(reason) = check_text(self.column, v) {
-            *self.reason = Some(reason);
-            return Err(E::custom("bad tag"));
+        let tag = if self.events {
+            event_tag_text(self.column, v)
+        } else {
+            check_text(self.column, v).map(|()| v.to_string())
+        };
+        match tag {
+            Ok(tag) => {
+                write_tag(self.out, self.at, &tag);
+                Ok(())
+            }
+            Err(reason) => {
+                *self.reason = Some(reason);
+                Err(E::custom("bad tag"))
+            }
         }
-        write_tag(self.out, self.at, v);
-        Ok(())
     }
 
     fn visit_unit<E: de::Error>(self) -> Result<(), E> {

@@ -21,6 +21,8 @@ pub enum Kind {
     Key,
     Text,
     Set,
+    /// `EVENTS<TEXT>`: sent as a SET of event tags (`YYYY-MM-DD:value`).
+    Events,
     Int,
     Timestamp,
     Float,
@@ -32,7 +34,7 @@ impl Kind {
     pub fn column_type(self) -> ColumnType {
         match self {
             Kind::Key | Kind::Text => ColumnType::Text,
-            Kind::Set => ColumnType::TextSet,
+            Kind::Set | Kind::Events => ColumnType::TextSet,
             Kind::Int => ColumnType::Int,
             Kind::Timestamp => ColumnType::Timestamp,
             Kind::Float => ColumnType::Float,
@@ -40,15 +42,18 @@ impl Kind {
         }
     }
 
-    fn of(ty: ColumnType) -> Kind {
-        match ty {
-            ColumnType::Text => Kind::Text,
-            ColumnType::TextSet => Kind::Set,
-            ColumnType::Int => Kind::Int,
-            ColumnType::Timestamp => Kind::Timestamp,
-            ColumnType::Float => Kind::Float,
-            ColumnType::Bool => Kind::Bool,
-        }
+    /// The kind of a column whose type DESCRIBE spells `name`.
+    fn of(name: &str) -> Option<Kind> {
+        Some(match name.to_ascii_uppercase().as_str() {
+            "TEXT" => Kind::Text,
+            "SET<TEXT>" => Kind::Set,
+            "EVENTS<TEXT>" => Kind::Events,
+            "INT" => Kind::Int,
+            "TIMESTAMP" => Kind::Timestamp,
+            "FLOAT" => Kind::Float,
+            "BOOL" => Kind::Bool,
+            _ => return None,
+        })
     }
 }
 
@@ -92,18 +97,6 @@ pub fn quote_ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn parse_type(name: &str) -> Option<ColumnType> {
-    Some(match name.to_ascii_uppercase().as_str() {
-        "TEXT" => ColumnType::Text,
-        "SET<TEXT>" => ColumnType::TextSet,
-        "INT" => ColumnType::Int,
-        "TIMESTAMP" => ColumnType::Timestamp,
-        "FLOAT" => ColumnType::Float,
-        "BOOL" => ColumnType::Bool,
-        _ => return None,
-    })
-}
-
 impl TableInfo {
     /// Asks the server for the table's columns.
     pub fn describe(client: &mut Client, table: &str) -> Result<TableInfo, String> {
@@ -129,7 +122,7 @@ impl TableInfo {
             let kind = if key {
                 Some(Kind::Key)
             } else {
-                parse_type(&type_name).map(Kind::of)
+                Kind::of(&type_name)
             };
             columns.push(TableColumn {
                 name,

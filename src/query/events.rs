@@ -1,0 +1,190 @@
+//! `EVENTS<TEXT>` columns: behaviour with time.
+//!
+//! Storage: an EVENTS column is a SET<TEXT> column (flag bit 1 in the
+//! schema, docs/storage.md) whose tags are events `YYYY-MM-DD:value` — the
+//! UTC day, a colon, the value (format and retention in engine/events.rs).
+//! Each tag has its bitmap, so the bitmap of a value on a day is a
+//! dictionary lookup, and every window below is bitmap algebra over day
+//! bitmaps.
+//!
+//! Writing: `EVENT('value', time)` or `[EVENT(...), ...]`; an INSERT adds
+//! the events to the profile's (they accumulate; the same value on the same
+//! day is one event), `UPDATE ... SET visits = [...]` replaces them and
+//! `= NULL` clears them.
+//!
+//! Reading: `visits HAS 'v'` (any day), with `WITHIN n DAYS` (today of the
+//! statement's now and the n − 1 days before), `SINCE t`, `BETWEEN t AND u`
+//! (days of t and u included), and `ON AT LEAST k DAYS` (on k distinct days
+//! of the window). The statement's now is `AS OF t`, or the clock. A table's
+//! `retention_days = r` makes days before today − r + 1 not count, and no
+//! day after the statement's today counts (so `AS OF` answers stay the same
+//! as new events arrive).
+//!
+//! Invariants: day numbers are days since 1970-01-01 (UTC), negative before;
+//! event times are between years 1 and 9999; a tag that is not an event (it
+//! can only come from the embedded API) never matches.
+
+use super::ast::{EventWindow, Lit, Literal, TimeRange};
+use super::bind::{parse_timestamp, Binder, Pred};
+use super::error::QueryResult;
+use crate::engine::events::{
+    day_of, oldest_kept_day, parse_tag, retention_days, tag, EVENT_SECONDS,
+};
+use crate::engine::{ShardSnapshot, Value};
+use crate::storage::schema::{ColumnDef, TableSchema};
+use roaring::{MultiOps, RoaringBitmap};
+
+/// An instant written as a timestamp string, `TIMESTAMP '...'` or seconds.
+pub(super) fn instant(b: &Binder<'_>, lit: &Lit) -> QueryResult<i64> {
+    let seconds = match &lit.value {
+        Literal::Str(s) | Literal::Timestamp(s) => parse_timestamp(s).ok_or_else(|| {
+            b.err(
+                lit.span,
+                format!("'{s}' is not an ISO-8601 timestamp (e.g. '2026-11-01T10:00:00Z' or '2026-11-01')"),
+            )
+        })?,
+        Literal::Int(v) => *v,
+        other => {
+            return Err(b.err(
+                lit.span,
+                format!("expected a time, {}", other.describe()),
+            ))
+        }
+    };
+    if !EVENT_SECONDS.contains(&seconds) {
+        return Err(b.err(lit.span, "a time must be within the years 1 to 9999"));
+    }
+    Ok(seconds)
+}
+
+/// The cell value an EVENTS column gets from a literal: the set of event
+/// tags, or NULL.
+pub(super) fn cell(b: &Binder<'_>, def: &ColumnDef, lit: &Lit) -> QueryResult<Value> {
+    match &lit.value {
+        Literal::Null => Ok(Value::Null),
+        Literal::Events(events) => {
+            let mut tags = Vec::with_capacity(events.len());
+            for (value, time) in events {
+                tags.push(tag(day_of(instant(b, time)?), value));
+            }
+            Ok(Value::Set(tags))
+        }
+        other => Err(b.err(
+            lit.span,
+            format!(
+                "column {} is EVENTS<TEXT>, {}; write EVENT('value', '2026-11-20T10:00:00Z') or a list [EVENT(...), ...]",
+                def.name,
+                other.describe()
+            ),
+        )),
+    }
+}
+
+/// `col HAS 'value' [window]` on an EVENTS column.
+pub(super) fn bind_has(
+    b: &Binder<'_>,
+    schema: &TableSchema,
+    col: usize,
+    def: &ColumnDef,
+    value: &Lit,
+    window: Option<&EventWindow>,
+) -> QueryResult<Pred> {
+    let Literal::Str(v) = &value.value else {
+        return Err(b.err(
+            value.span,
+            format!(
+                "column {} is EVENTS<TEXT>, {}; HAS takes the value as a string",
+                def.name,
+                value.value.describe()
+            ),
+        ));
+    };
+    let today = day_of(b.now);
+    let (mut from_day, mut to_day) = (None, None);
+    let mut min_days = 1;
+    if let Some(w) = window {
+        if let Some((n, span)) = w.min_days {
+            if n == 0 {
+                return Err(b.err(span, "ON AT LEAST takes a number of days of at least 1"));
+            }
+            min_days = n;
+        }
+        match &w.range {
+            None => {}
+            Some(TimeRange::WithinDays(n, span)) => {
+                if *n == 0 {
+                    return Err(b.err(*span, "WITHIN takes a number of days of at least 1"));
+                }
+                let n = i64::try_from(*n).unwrap_or(i64::MAX).min(4_000_000);
+                from_day = Some(today - n + 1);
+                to_day = Some(today);
+            }
+            Some(TimeRange::Since(t)) => from_day = Some(day_of(instant(b, t)?)),
+            Some(TimeRange::Between(t, u)) => {
+                from_day = Some(day_of(instant(b, t)?));
+                to_day = Some(day_of(instant(b, u)?));
+            }
+        }
+    }
+    // Nothing after the statement's today counts (so AS OF is reproducible
+    // while new events arrive), nor anything before its table's retention.
+    to_day = Some(to_day.map_or(today, |t| t.min(today)));
+    if let Some(r) = retention_days(&schema.options) {
+        let oldest = oldest_kept_day(today, r);
+        from_day = Some(from_day.map_or(oldest, |f| f.max(oldest)));
+    }
+    Ok(Pred::Events {
+        col,
+        value: v.clone(),
+        from_day,
+        to_day,
+        min_days,
+    })
+}
+
+/// The rows of `shard` holding `value` on at least `min_days` days of the
+/// window, looking only within `within` when given.
+pub fn rows(
+    shard: &ShardSnapshot,
+    col: usize,
+    value: &str,
+    (from_day, to_day): (Option<i64>, Option<i64>),
+    min_days: u64,
+    within: Option<&RoaringBitmap>,
+) -> RoaringBitmap {
+    let days: Vec<&RoaringBitmap> = shard
+        .values(col)
+        .into_iter()
+        .filter(|(t, _)| {
+            parse_tag(t).is_some_and(|(day, v)| {
+                v == value && from_day.is_none_or(|f| day >= f) && to_day.is_none_or(|t| day <= t)
+            })
+        })
+        .map(|(_, b)| b)
+        .collect();
+    if min_days <= 1 {
+        let all = days.into_iter().union();
+        return match within {
+            Some(w) => all & w,
+            None => all,
+        };
+    }
+    if (days.len() as u64) < min_days {
+        return RoaringBitmap::new();
+    }
+    // at_least[j] = rows on more than j of the days seen so far.
+    let k = usize::try_from(min_days).unwrap_or(usize::MAX);
+    let mut at_least: Vec<RoaringBitmap> = vec![RoaringBitmap::new(); k];
+    for day in days {
+        let day = match within {
+            Some(w) => day & w,
+            None => day.clone(),
+        };
+        for j in (1..k).rev() {
+            let more = &at_least[j - 1] & &day;
+            at_least[j] |= more;
+        }
+        at_least[0] |= day;
+    }
+    at_least.pop().unwrap_or_default()
+}

@@ -30,7 +30,7 @@ use super::error::QueryResult;
 use crate::engine::events::{
     day_of, oldest_kept_day, parse_tag, retention_days, tag, EVENT_SECONDS,
 };
-use crate::engine::{ShardSnapshot, Value};
+use crate::engine::{ShardSnapshot, Value, SHARD_ROWS};
 use crate::storage::schema::{ColumnDef, TableSchema};
 use roaring::{MultiOps, RoaringBitmap};
 
@@ -155,6 +155,9 @@ pub fn rows(
     let days: Vec<&RoaringBitmap> = shard
         .values(col)
         .into_iter()
+        // The value is compared before the date is parsed: most tags are
+        // other values' days.
+        .filter(|(t, _)| t.len() == value.len() + 11 && t.ends_with(value))
         .filter(|(t, _)| {
             parse_tag(t).is_some_and(|(day, v)| {
                 v == value && from_day.is_none_or(|f| day >= f) && to_day.is_none_or(|t| day <= t)
@@ -172,13 +175,55 @@ pub fn rows(
     if (days.len() as u64) < min_days {
         return RoaringBitmap::new();
     }
-    // at_least[j] = rows on more than j of the days seen so far.
-    let k = usize::try_from(min_days).unwrap_or(usize::MAX);
+    match u8::try_from(min_days) {
+        Ok(k) => at_least_by_counting(shard.first_row(), &days, k, within),
+        Err(_) => at_least_by_bitmaps(&days, min_days, within),
+    }
+}
+
+/// Rows in at least `k` of `days`: one byte of count per row of the shard,
+/// so the cost is one increment per (row, day) whatever k is.
+fn at_least_by_counting(
+    first_row: u32,
+    days: &[&RoaringBitmap],
+    k: u8,
+    within: Option<&RoaringBitmap>,
+) -> RoaringBitmap {
+    let mut counts = vec![0u8; SHARD_ROWS as usize];
+    let mut reached: Vec<u32> = Vec::new();
+    let mut count = |row: u32| {
+        if let Some(c) = counts.get_mut(row.wrapping_sub(first_row) as usize) {
+            if *c < k {
+                *c += 1;
+                if *c == k {
+                    reached.push(row);
+                }
+            }
+        }
+    };
+    for day in days {
+        match within {
+            Some(w) => (*day & w).iter().for_each(&mut count),
+            None => day.iter().for_each(&mut count),
+        }
+    }
+    reached.sort_unstable();
+    RoaringBitmap::from_sorted_iter(reached).unwrap_or_default()
+}
+
+/// Rows in at least `k` of `days` by bitmap algebra (k of more than 255
+/// days): `at_least[j]` holds the rows on more than j of the days so far.
+fn at_least_by_bitmaps(
+    days: &[&RoaringBitmap],
+    k: u64,
+    within: Option<&RoaringBitmap>,
+) -> RoaringBitmap {
+    let k = usize::try_from(k).unwrap_or(usize::MAX);
     let mut at_least: Vec<RoaringBitmap> = vec![RoaringBitmap::new(); k];
     for day in days {
         let day = match within {
-            Some(w) => day & w,
-            None => day.clone(),
+            Some(w) => *day & w,
+            None => (*day).clone(),
         };
         for j in (1..k).rev() {
             let more = &at_least[j - 1] & &day;
@@ -187,4 +232,38 @@ pub fn rows(
         at_least[0] |= day;
     }
     at_least.pop().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both ways of counting days agree with a direct count, with and
+    /// without a row restriction.
+    #[test]
+    fn at_least_k_days_by_counting_and_by_bitmaps_agree() {
+        let mut state = 7u64;
+        let mut next = move || {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1);
+            (state >> 33) as u32
+        };
+        let first = 3 * SHARD_ROWS;
+        let days: Vec<RoaringBitmap> = (0..12)
+            .map(|_| (0..300).map(|_| first + next() % 2000).collect())
+            .collect();
+        let refs: Vec<&RoaringBitmap> = days.iter().collect();
+        let within: RoaringBitmap = (0..1000).map(|_| first + next() % 2000).collect();
+        for k in 1..=6u8 {
+            for w in [None, Some(&within)] {
+                let direct: RoaringBitmap = (first..first + 2000)
+                    .filter(|r| w.is_none_or(|w| w.contains(*r)))
+                    .filter(|r| days.iter().filter(|d| d.contains(*r)).count() >= usize::from(k))
+                    .collect();
+                assert_eq!(at_least_by_counting(first, &refs, k, w), direct, "k={k}");
+                assert_eq!(at_least_by_bitmaps(&refs, u64::from(k), w), direct, "k={k}");
+            }
+        }
+    }
 }

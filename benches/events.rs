@@ -145,7 +145,7 @@ fn run(n: u64, runs: usize) -> Result<(), Box<dyn std::error::Error>> {
             batch.upsert(format!("u{row}")).add("visits", tags);
         }
         db.write("activity", batch)?;
-        if (c + 1) * CHUNK % 1_000_000 == 0 {
+        if ((c + 1) * CHUNK).is_multiple_of(1_000_000) {
             eprintln!(
                 "  loaded {:>10} profiles  {:>6.1} s",
                 (c + 1) * CHUNK,

@@ -224,6 +224,8 @@ pub(super) struct Binder<'a> {
     pub(super) segments: &'a std::cell::RefCell<Vec<String>>,
     /// The statement's now (seconds since the epoch): `AS OF`, or the clock.
     pub(super) now: i64,
+    /// Who runs it: decides whether PII columns and system tables exist.
+    pub(super) role: super::access::Role,
 }
 
 impl Binder<'_> {
@@ -235,10 +237,14 @@ impl Binder<'_> {
     }
 
     pub(super) fn table(&self, snapshot: &Snapshot, name: &Ident) -> QueryResult<TableSchema> {
+        let missing = || self.err(name.span, format!("table {} does not exist", name.name));
+        if name.name.starts_with('_') && !self.role.sees_system_tables() {
+            return Err(missing());
+        }
         snapshot
             .table(&name.name)
             .map(|t| t.schema().clone())
-            .map_err(|_| self.err(name.span, format!("table {} does not exist", name.name)))
+            .map_err(|_| missing())
     }
 }
 
@@ -248,17 +254,38 @@ pub(super) enum ColumnRef<'s> {
     Column(usize, &'s ColumnDef),
 }
 
+/// The column `name` refers to when reading (conditions, results, GROUP
+/// BY, TOP); a PII column does not exist for a role that may not see it.
 pub(super) fn resolve<'s>(
     b: &Binder<'_>,
     schema: &'s TableSchema,
     name: &Ident,
 ) -> QueryResult<ColumnRef<'s>> {
+    resolve_as(b, schema, name, b.role.sees_pii())
+}
+
+/// The column `name` refers to as the target of a write (INSERT columns,
+/// UPDATE SET).
+pub(super) fn resolve_target<'s>(
+    b: &Binder<'_>,
+    schema: &'s TableSchema,
+    name: &Ident,
+) -> QueryResult<ColumnRef<'s>> {
+    resolve_as(b, schema, name, b.role.writes_pii())
+}
+
+fn resolve_as<'s>(
+    b: &Binder<'_>,
+    schema: &'s TableSchema,
+    name: &Ident,
+    pii: bool,
+) -> QueryResult<ColumnRef<'s>> {
     if name.name.eq_ignore_ascii_case(&schema.key_column) {
         return Ok(ColumnRef::Key);
     }
     match schema.column_index(&name.name) {
-        Some(i) => Ok(ColumnRef::Column(i, &schema.columns[i])),
-        None => Err(b.err(
+        Some(i) if pii || !schema.columns[i].pii => Ok(ColumnRef::Column(i, &schema.columns[i])),
+        _ => Err(b.err(
             name.span,
             format!("table {} has no column {}", schema.name, name.name),
         )),
@@ -317,7 +344,12 @@ fn coerce(b: &Binder<'_>, column: &str, ty: ColumnType, lit: &Lit) -> QueryResul
 }
 
 /// Binds one statement against `snapshot`'s catalog.
-pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryResult<Bound> {
+pub fn bind(
+    source: &str,
+    snapshot: &Snapshot,
+    statement: &Statement,
+    role: super::access::Role,
+) -> QueryResult<Bound> {
     let stack = std::cell::RefCell::new(Vec::new());
     let as_of = match statement {
         Statement::Select(s) | Statement::Explain(s) => s.as_of.as_ref(),
@@ -330,6 +362,7 @@ pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryRe
         snapshot,
         segments: &stack,
         now: 0,
+        role,
     };
     let now = match as_of {
         Some(lit) => super::events::instant(&unbound, lit)?,
@@ -396,7 +429,7 @@ pub fn bind(source: &str, snapshot: &Snapshot, statement: &Statement) -> QueryRe
             let schema = b.table(snapshot, table)?;
             let mut changes = Vec::new();
             for a in assignments {
-                let ColumnRef::Column(_, def) = resolve(&b, &schema, &a.column)? else {
+                let ColumnRef::Column(_, def) = resolve_target(&b, &schema, &a.column)? else {
                     return Err(b.err(
                         a.column.span,
                         format!(
@@ -613,7 +646,7 @@ fn bind_insert(
     let mut key_at = None;
     let mut targets: Vec<Option<&ColumnDef>> = Vec::with_capacity(columns.len());
     for (i, c) in columns.iter().enumerate() {
-        let target = match resolve(b, schema, c)? {
+        let target = match resolve_target(b, schema, c)? {
             ColumnRef::Key => {
                 if key_at.replace(i).is_some() {
                     return Err(b.err(c.span, format!("column {} is listed twice", c.name)));
@@ -783,6 +816,12 @@ pub(super) fn bind_expr(b: &Binder<'_>, schema: &TableSchema, e: &Expr) -> Query
 fn bind_predicate(b: &Binder<'_>, schema: &TableSchema, p: &Predicate) -> QueryResult<Pred> {
     let column = resolve(b, schema, &p.column)?;
     let def = match column {
+        ColumnRef::Key if b.role == super::access::Role::Analyst => {
+            return Err(QueryError::Denied(format!(
+                "permission denied: analysts may not select profiles by their id ({}); use segments and conditions on attributes",
+                schema.key_column
+            )))
+        }
         ColumnRef::Key => return bind_key_predicate(b, schema, p),
         ColumnRef::Column(_, def) => def,
     };

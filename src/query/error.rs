@@ -45,6 +45,9 @@ pub enum QueryError {
     /// A limit of the query layer was reached.
     #[error("{0}")]
     Limit(String),
+    /// The user's role may not run the statement (src/query/access.rs).
+    #[error("{0}")]
+    Denied(String),
 }
 
 impl QueryError {

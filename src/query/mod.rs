@@ -8,6 +8,7 @@
 //! (so it sees the tables earlier statements created) and is one atomic
 //! batch; a statement that fails changes nothing; no input panics.
 
+pub mod access;
 pub mod ast;
 pub mod bind;
 pub mod error;
@@ -20,9 +21,11 @@ pub mod overlap;
 pub mod parse;
 pub mod run;
 pub mod segments;
+pub mod suppress;
 pub mod top;
 pub mod users;
 
+pub use access::{Principal, Role};
 pub use bind::OutColumn;
 pub use error::{Position, QueryError, QueryResult};
 pub use output::{Output, Rows};
@@ -39,23 +42,181 @@ impl Database {
     /// atomically, and the first failure stops the script (statements before
     /// it stay done).
     pub fn execute(&self, sql: &str) -> QueryResult<Vec<Output>> {
+        self.execute_as(&Principal::admin("embedded"), sql)
+    }
+
+    /// [`Database::execute`] as `principal`: each statement is checked
+    /// against its role before it runs (src/query/access.rs).
+    pub fn execute_as(&self, principal: &Principal, sql: &str) -> QueryResult<Vec<Output>> {
         let statements = parse::parse(sql)?;
         let mut outputs = Vec::with_capacity(statements.len());
         for s in &statements {
-            outputs.extend(self.execute_statement(sql, &s.statement)?);
+            outputs.extend(self.execute_statement_as(principal, sql, &s.statement)?);
         }
         Ok(outputs)
     }
 
-    /// Runs one parsed statement of `sql` (used by `execute` and by
-    /// sessions): its outputs (one, or two for `OVERLAP`).
+    /// Runs one parsed statement of `sql` as admin: its outputs (one, or
+    /// two for `OVERLAP`).
     pub fn execute_statement(
         &self,
         sql: &str,
         statement: &ast::Statement,
     ) -> QueryResult<Vec<Output>> {
+        self.execute_statement_as(&Principal::admin("embedded"), sql, statement)
+    }
+
+    /// Runs one parsed statement of `sql` as `principal` (what sessions
+    /// call): refused before it runs if the role may not run it.
+    pub fn execute_statement_as(
+        &self,
+        principal: &Principal,
+        sql: &str,
+        statement: &ast::Statement,
+    ) -> QueryResult<Vec<Output>> {
         let snapshot = self.snapshot();
-        Ok(vec![match bind::bind(sql, &snapshot, statement)? {
+        let role = principal.role;
+        let bound = bind::bind(sql, &snapshot, statement, role)?;
+        access::check(role, &bound)?;
+        if role == Role::Analyst {
+            return self.execute_suppressed(&snapshot, sql, bound);
+        }
+        self.execute_bound(&snapshot, sql, bound, role)
+    }
+
+    /// Runs a bound statement for an analyst: counts below a table's
+    /// `min_audience` are suppressed (src/query/suppress.rs).
+    fn execute_suppressed(
+        &self,
+        snapshot: &crate::engine::Snapshot,
+        sql: &str,
+        bound: Bound,
+    ) -> QueryResult<Vec<Output>> {
+        use suppress::{apply, min_audience, Rule};
+        let role = Role::Analyst;
+        let k_of_table = |name: &Value| match name {
+            Value::Text(t) => snapshot
+                .table(t)
+                .ok()
+                .and_then(|t| min_audience(t.schema())),
+            _ => None,
+        };
+        match bound {
+            Bound::Select(query) => {
+                let Some(k) = min_audience(&query.schema) else {
+                    return self.execute_bound(snapshot, sql, Bound::Select(query), role);
+                };
+                let (query, count_at, appended) = suppress::with_count(query);
+                let rules = suppress::query_rules(&query, count_at);
+                let out = run::run_query(snapshot, query)?;
+                let out = apply(out, &rules, |_| Some(k))?;
+                Ok(vec![if appended {
+                    suppress::drop_last_column(out)?
+                } else {
+                    out
+                }])
+            }
+            Bound::Overlap(query) => {
+                let k = snapshot
+                    .table(&query.table)
+                    .ok()
+                    .and_then(|t| min_audience(t.schema()));
+                let matrix = query.matrix;
+                let outputs = overlap::run(snapshot, &query)?;
+                let Some(k) = k else {
+                    return Ok(outputs);
+                };
+                outputs
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, out)| {
+                        let width = match &out {
+                            Output::Rows(r) => r.columns.len(),
+                            Output::Done { .. } => 0,
+                        };
+                        let rules: Vec<Rule> = if matrix {
+                            (0..width)
+                                .map(|c| if c == 0 { Rule::keep() } else { Rule::count() })
+                                .collect()
+                        } else if i == 0 {
+                            (0..width)
+                                .map(|c| {
+                                    if c + 1 == width {
+                                        Rule::count()
+                                    } else {
+                                        Rule::keep()
+                                    }
+                                })
+                                .collect()
+                        } else {
+                            vec![
+                                Rule::keep(),
+                                Rule::keep(),
+                                Rule::count(),
+                                Rule::count(),
+                                Rule::count(),
+                                Rule::derived(&[2, 4]),
+                                Rule::derived(&[3, 4]),
+                                Rule::derived(&[2, 3, 4]),
+                            ]
+                        };
+                        apply(out, &rules, |_| Some(k))
+                    })
+                    .collect()
+            }
+            Bound::Top(query) => {
+                let k = snapshot
+                    .table(&query.table)
+                    .ok()
+                    .and_then(|t| min_audience(t.schema()));
+                let out = top::run(snapshot, &query)?;
+                let Some(k) = k else {
+                    return Ok(vec![out]);
+                };
+                let rules = [
+                    Rule::keep(),
+                    Rule::count(),
+                    Rule::derived(&[1]),
+                    Rule::count(),
+                    Rule::derived(&[3]),
+                    Rule::derived(&[1, 3]),
+                ];
+                Ok(vec![apply(out, &rules, |_| Some(k))?])
+            }
+            bound @ (Bound::ShowSegments | Bound::DescribeSegment(_)) => {
+                let out = self.execute_bound(snapshot, sql, bound, role)?;
+                let rules = [
+                    Rule::keep(),
+                    Rule::keep(),
+                    Rule::keep(),
+                    Rule::keep(),
+                    Rule::count(),
+                ];
+                out.into_iter()
+                    .map(|o| apply(o, &rules, |row| row.get(1).and_then(k_of_table)))
+                    .collect()
+            }
+            Bound::ShowTables => {
+                let out = self.execute_bound(snapshot, sql, Bound::ShowTables, role)?;
+                let rules = [Rule::keep(), Rule::keep(), Rule::count()];
+                out.into_iter()
+                    .map(|o| apply(o, &rules, |row| row.first().and_then(k_of_table)))
+                    .collect()
+            }
+            other => self.execute_bound(snapshot, sql, other, role),
+        }
+    }
+
+    /// Runs a bound (and permitted) statement.
+    fn execute_bound(
+        &self,
+        snapshot: &crate::engine::Snapshot,
+        sql: &str,
+        bound: Bound,
+        role: Role,
+    ) -> QueryResult<Vec<Output>> {
+        let snapshot = snapshot.clone();
+        Ok(vec![match bound {
             Bound::CreateTable(schema) => {
                 self.create_table(schema)?;
                 Output::Done {
@@ -140,7 +301,12 @@ impl Database {
                     Value::Bool(true),
                     Value::Bool(false),
                 ]];
-                for c in &schema.columns {
+                // A role that may not write PII does not see that it exists.
+                for c in schema
+                    .columns
+                    .iter()
+                    .filter(|c| !c.pii || role.writes_pii())
+                {
                     rows.push(vec![
                         Value::Text(c.name.clone()),
                         Value::Text(c.type_name()),
@@ -240,8 +406,8 @@ impl Database {
                     affected: 0,
                 }
             }
-            Bound::ShowSegments => segments::show(&snapshot)?,
-            Bound::DescribeSegment(name) => segments::describe(&snapshot, &name, sql)?,
+            Bound::ShowSegments => segments::show(&snapshot, role)?,
+            Bound::DescribeSegment(name) => segments::describe(&snapshot, &name, sql, role)?,
             Bound::Overlap(query) => return overlap::run(&snapshot, &query),
             Bound::Top(query) => top::run(&snapshot, &query)?,
         }])

@@ -16,6 +16,7 @@
 //! segments use cannot be dropped; a segment is used only on its own table;
 //! names are case-sensitive, like table names.
 
+use super::access::Role;
 use super::ast::{Expr, Ident, Span};
 use super::bind::{bind_expr, Binder, OutColumn, Pred};
 use super::error::{QueryError, QueryResult};
@@ -157,6 +158,14 @@ pub(super) fn bind_in_segment(
         ));
     }
     let pred = bind_definition(b, schema, &def.name, &def.definition).map_err(|e| {
+        // The definition may name PII a role cannot see: say nothing of it.
+        if !b.role.sees_pii() {
+            return QueryError::Denied(format!(
+                "permission denied: segment {} cannot be used by role {} (its definition does not bind for this role)",
+                def.name,
+                b.role.name()
+            ));
+        }
         let why = match e {
             QueryError::Syntax { position, message } | QueryError::Bind { position, message } => {
                 format!("{message} (at {position} of its definition)")
@@ -187,6 +196,7 @@ fn bind_definition(
         snapshot: b.snapshot,
         segments: b.segments,
         now: b.now,
+        role: b.role,
     };
     let bound = bind_expr(&inner, schema, &expr);
     b.segments.borrow_mut().pop();
@@ -301,7 +311,7 @@ pub fn drop_segments_of(db: &Database, table: &str) -> QueryResult<()> {
 
 /// The current number of profiles in a stored segment, or why it cannot be
 /// counted (its table was dropped, a column it uses is gone...).
-fn size(snapshot: &Snapshot, def: &SegmentDef) -> QueryResult<u64> {
+fn size(snapshot: &Snapshot, def: &SegmentDef, role: Role) -> QueryResult<u64> {
     let table = snapshot.table(&def.table)?;
     let stack = std::cell::RefCell::new(Vec::new());
     let b = Binder {
@@ -309,6 +319,7 @@ fn size(snapshot: &Snapshot, def: &SegmentDef) -> QueryResult<u64> {
         snapshot,
         segments: &stack,
         now: crate::engine::events::clock_now(),
+        role,
     };
     let ident = Ident {
         name: def.name.clone(),
@@ -341,36 +352,48 @@ fn segment_columns() -> Vec<OutColumn> {
     ]
 }
 
-fn segment_row(snapshot: &Snapshot, def: &SegmentDef) -> Vec<Value> {
+fn segment_row(snapshot: &Snapshot, def: &SegmentDef, role: Role) -> Vec<Value> {
+    let size = size(snapshot, def, role);
+    // A definition that does not bind for a role that cannot see PII may
+    // name a PII column or value: it is not shown.
+    let definition = match &size {
+        Err(_) if !role.sees_pii() => format!("(not visible to role {})", role.name()),
+        _ => def.definition.clone(),
+    };
     vec![
         Value::Text(def.name.clone()),
         Value::Text(def.table.clone()),
-        Value::Text(def.definition.clone()),
+        Value::Text(definition),
         Value::Bool(def.materialized),
-        size(snapshot, def).map_or(Value::Null, |n| Value::Int(n as i64)),
+        size.map_or(Value::Null, |n| Value::Int(n as i64)),
     ]
 }
 
 /// `SHOW SEGMENTS`: name, table, definition, materialized, current size
 /// (NULL when the segment cannot be evaluated any more).
-pub fn show(snapshot: &Snapshot) -> QueryResult<Output> {
+pub fn show(snapshot: &Snapshot, role: Role) -> QueryResult<Output> {
     let rows = all(snapshot)?
         .iter()
-        .map(|d| segment_row(snapshot, d))
+        .map(|d| segment_row(snapshot, d, role))
         .collect();
     Ok(Output::Rows(Rows::from_vec(segment_columns(), rows)))
 }
 
 /// `DESCRIBE SEGMENT name`: what SHOW SEGMENTS says of it, the segments it
 /// uses and the segments that use it.
-pub fn describe(snapshot: &Snapshot, name: &Ident, source: &str) -> QueryResult<Output> {
+pub fn describe(
+    snapshot: &Snapshot,
+    name: &Ident,
+    source: &str,
+    role: Role,
+) -> QueryResult<Output> {
     let Some(def) = load(snapshot, &name.name)? else {
         return Err(QueryError::Bind {
             position: super::error::Position::of(source, name.span.start),
             message: format!("segment {} does not exist", name.name),
         });
     };
-    let mut row = segment_row(snapshot, &def);
+    let mut row = segment_row(snapshot, &def, role);
     row.push(Value::Text(uses(&def).join(", ")));
     row.push(Value::Text(used_by(snapshot, &def.name)?.join(", ")));
     let mut columns = segment_columns();

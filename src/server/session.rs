@@ -14,7 +14,7 @@ use crate::engine::Error as EngineError;
 use crate::protocol::codes;
 use crate::protocol::frame::{encode_frame, parse_header, Frame, FrameError};
 use crate::protocol::message::{ColumnInfo, Message, PROTOCOL_VERSION};
-use crate::query::{parse, Output, QueryError};
+use crate::query::{parse, Output, Principal, QueryError, Role};
 use crate::storage::columnar::RowsEncoder;
 use crate::storage::schema::ColumnType;
 use std::net::SocketAddr;
@@ -185,6 +185,7 @@ pub(crate) async fn run(
             return;
         }
     };
+    let user_name = user.clone();
     let role = {
         let shared = shared.clone();
         let task = tokio::task::spawn_blocking(move || {
@@ -213,6 +214,12 @@ pub(crate) async fn run(
                 return;
             }
         }
+    };
+    // A role that is not one of the three (a damaged user row) gets the
+    // least: analyst.
+    let principal = Principal {
+        user: user_name,
+        role: Role::parse(&role).unwrap_or(Role::Analyst),
     };
     if w.send(&Message::Welcome {
         version,
@@ -290,6 +297,7 @@ pub(crate) async fn run(
                 } else {
                     run_request(
                         &shared,
+                        &principal,
                         Job::Query(text),
                         timeout,
                         &mut w,
@@ -319,9 +327,17 @@ pub(crate) async fn run(
                     columns,
                     rows,
                 };
-                run_request(&shared, job, timeout, &mut w, &mut frames, &mut stop)
-                    .await
-                    .unwrap_or_default()
+                run_request(
+                    &shared,
+                    &principal,
+                    job,
+                    timeout,
+                    &mut w,
+                    &mut frames,
+                    &mut stop,
+                )
+                .await
+                .unwrap_or_default()
             }
             Message::Ping => w.send(&Message::Pong).await.is_ok(),
             Message::Cancel => true,
@@ -381,6 +397,7 @@ enum Job {
 /// Runs one request; returns whether the connection stays open.
 async fn run_request(
     shared: &Arc<Shared>,
+    principal: &Principal,
     job: Job,
     timeout: Option<Duration>,
     w: &mut Writer,
@@ -393,13 +410,14 @@ async fn run_request(
     let batch_rows = shared.config.batch_rows;
     let worker = {
         let flag = flag.clone();
+        let principal = principal.clone();
         tokio::task::spawn_blocking(move || match job {
-            Job::Query(text) => execute_request(&db, &text, &tx, &flag, batch_rows),
+            Job::Query(text) => execute_request(&db, &principal, &text, &tx, &flag, batch_rows),
             Job::InsertRows {
                 table,
                 columns,
                 rows,
-            } => execute_insert(&db, &table, columns, rows, &tx),
+            } => execute_insert(&db, &principal, &table, columns, rows, &tx),
         })
     };
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -465,6 +483,7 @@ fn error_message(e: &QueryError) -> Message {
     let code = match e {
         QueryError::Syntax { .. } => codes::SYNTAX,
         QueryError::Bind { .. } | QueryError::Limit(_) => codes::BIND,
+        QueryError::Denied(_) => codes::PERMISSION_DENIED,
         QueryError::Engine(engine) => match engine {
             EngineError::TableNotFound(_)
             | EngineError::TableExists(_)
@@ -504,13 +523,14 @@ fn stopped(flag: &AtomicU8) -> Option<Message> {
 /// Runs on the blocking pool. A write is atomic, so Cancel does not stop it.
 fn execute_insert(
     db: &crate::engine::Database,
+    principal: &Principal,
     table: &str,
     columns: Vec<ColumnInfo>,
     rows: Vec<u8>,
     tx: &mpsc::Sender<Message>,
 ) {
     let started = Instant::now();
-    let message = match insert_rows(db, table, columns, rows) {
+    let message = match insert_rows(db, principal, table, columns, rows) {
         Ok(affected) => Message::Complete {
             statement: 0,
             tag: "INSERT".into(),
@@ -524,10 +544,21 @@ fn execute_insert(
 
 fn insert_rows(
     db: &crate::engine::Database,
+    principal: &Principal,
     table: &str,
     mut columns: Vec<ColumnInfo>,
     rows: Vec<u8>,
 ) -> Result<u64, QueryError> {
+    let role = principal.role;
+    if !role.writes_pii() {
+        return Err(QueryError::Denied(format!(
+            "permission denied: role {} may not write (import); writers and admins may",
+            role.name()
+        )));
+    }
+    if table.starts_with('_') && !role.sees_system_tables() {
+        return Err(EngineError::TableNotFound(table.to_string()).into());
+    }
     let schema = db.schema(table)?;
     match columns.first() {
         Some(c) if c.name.eq_ignore_ascii_case(&schema.key_column) && c.ty == ColumnType::Text => {
@@ -551,6 +582,7 @@ fn insert_rows(
 /// Error and finally Ready. Runs on the blocking pool.
 fn execute_request(
     db: &crate::engine::Database,
+    principal: &Principal,
     text: &str,
     tx: &mpsc::Sender<Message>,
     flag: &AtomicU8,
@@ -570,7 +602,7 @@ fn execute_request(
             break;
         }
         let started = Instant::now();
-        let outputs = match db.execute_statement(text, &s.statement) {
+        let outputs = match db.execute_statement_as(principal, text, &s.statement) {
             Ok(o) => o,
             Err(e) => {
                 send(error_message(&e));

@@ -140,6 +140,10 @@ fn each_role_runs_what_it_may_and_nothing_else() {
         "CREATE TABLE q (id TEXT PRIMARY KEY)",
         "DROP TABLE p",
         "CREATE USER eve PASSWORD 'pw' ROLE admin",
+        "EXPORT tea_lovers",
+        "SHOW EXPORTS",
+        "LOOKALIKE REACH tea_lovers",
+        "FORGET 'u01'",
     ] {
         let (code, message) = refused(&mut wendy, sql);
         assert_eq!(code, PERMISSION_DENIED, "{sql}: {message}");
@@ -174,6 +178,10 @@ fn each_role_runs_what_it_may_and_nothing_else() {
         "CREATE USER eve PASSWORD 'pw' ROLE admin",
         "SELECT COUNT(*) FROM p WHERE id = 'u01'",
         "SELECT COUNT(*) FROM p WHERE id IN ('u01', 'u02', 'u03') AND age > 40",
+        "EXPORT tea_lovers",
+        "SHOW EXPORTS",
+        "LOOKALIKE tea_lovers LIMIT 3",
+        "FORGET 'u01'",
     ] {
         let (code, message) = refused(&mut ada, sql);
         assert_eq!(code, PERMISSION_DENIED, "{sql}: {message}");
@@ -374,6 +382,12 @@ fn counts_below_min_audience_are_suppressed_in_every_result_kind() {
         rows(&mut ada, "SHOW TABLES"),
         vec![vec![t("p"), Value::Int(5), t("12")]]
     );
+    // The reach curve of a look-alike: the 10 candidates at 0 %, fewer above.
+    let curve = rows(&mut ada, "LOOKALIKE REACH luxembourg");
+    assert_eq!(curve.len(), 21);
+    assert_eq!(curve[20][2], t("10"));
+    assert!(curve.iter().all(|r| r[2] == below()
+        || matches!(&r[2], Value::Text(n) if n.parse::<u64>().is_ok_and(|n| n >= 3))));
     // The admin sees the numbers.
     let mut ann = client(&s, "ann");
     assert_eq!(

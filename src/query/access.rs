@@ -6,7 +6,8 @@
 //!   write PII columns, but not use them (or anything) to select profiles
 //!   beyond the profile id.
 //! - `analyst`: aggregates only — COUNT and the other aggregates, GROUP BY,
-//!   OVERLAP, TOP, segments, LOOKALIKE REACH; never a row, an id, an EXPORT
+//!   OVERLAP, TOP, segments, LOOKALIKE REACH; never a row, an id, an EXPORT,
+//!   the export log, FORGET
 //!   or a PII column (a PII column does not exist for an analyst: it is
 //!   absent from DESCRIBE and an unknown column in every statement, so an
 //!   error message cannot reveal it either), and never the profile id in a
@@ -120,6 +121,11 @@ pub fn check(role: Role, bound: &Bound) -> QueryResult<()> {
         (_, B::Select(_) | B::Explain(_) | B::Overlap(_) | B::Top(_)) => "read counts",
         (_, B::ShowSegments | B::DescribeSegment(_)) => "read segments",
         (_, B::CreateSegment { .. } | B::DropSegment { .. }) => "manage segments",
+        (Role::Analyst, B::Lookalike(l)) if l.reach => return Ok(()),
+        (_, B::Lookalike(_)) => "list look-alike profiles (ids)",
+        (_, B::Export(_)) => "export audiences",
+        (_, B::ShowExports) => "read the export log",
+        (_, B::Forget { .. }) => "erase profiles (FORGET)",
     };
     Err(denied(
         role,

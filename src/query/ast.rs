@@ -232,6 +232,40 @@ pub struct OverlapItem {
     pub span: Span,
 }
 
+/// An audience of EXPORT / LOOKALIKE: a segment or `( <predicate> )`, and
+/// the table (`ON t`, else the segment's).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Audience {
+    pub target: OverlapTarget,
+    pub table: Option<Ident>,
+    /// The audience as written.
+    pub text: String,
+    pub span: Span,
+}
+
+/// `EXPORT audience [ON t] [COLUMNS (c, ...)] [FOR PURPOSE 'p'] [LIMIT n]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Export {
+    pub audience: Audience,
+    pub columns: Vec<Ident>,
+    pub purpose: Option<String>,
+    pub limit: Option<u64>,
+    pub as_of: Option<Lit>,
+    pub span: Span,
+}
+
+/// `LOOKALIKE [REACH] seed [ON t] [WITHIN base] [FOR PURPOSE 'p'] [LIMIT n]`
+#[derive(Debug, Clone, PartialEq)]
+pub struct Lookalike {
+    pub reach: bool,
+    pub seed: Audience,
+    pub within: Option<Expr>,
+    pub purpose: Option<String>,
+    pub limit: Option<u64>,
+    pub as_of: Option<Lit>,
+    pub span: Span,
+}
+
 /// `OVERLAP [MATRIX] item, ... [ON table] [WHERE base]`
 #[derive(Debug, Clone, PartialEq)]
 pub struct Overlap {
@@ -315,6 +349,14 @@ pub enum Statement {
     },
     Overlap(Overlap),
     Top(Top),
+    Export(Export),
+    ShowExports,
+    /// `FORGET 'id' [FROM t]`: erase a profile from every file.
+    Forget {
+        id: String,
+        table: Option<Ident>,
+    },
+    Lookalike(Lookalike),
 }
 
 /// A statement and where it sits in the script.

@@ -212,6 +212,13 @@ pub enum Bound {
     DescribeSegment(Ident),
     Overlap(super::overlap::OverlapQuery),
     Top(super::top::TopQuery),
+    Export(super::activation::ExportQuery),
+    ShowExports,
+    Forget {
+        id: String,
+        table: Option<String>,
+    },
+    Lookalike(super::lookalike::LookalikeQuery),
 }
 
 /// Known table options and what they take.
@@ -355,6 +362,8 @@ pub fn bind(
         Statement::Select(s) | Statement::Explain(s) => s.as_of.as_ref(),
         Statement::Overlap(o) => o.as_of.as_ref(),
         Statement::Top(t) => t.as_of.as_ref(),
+        Statement::Export(e) => e.as_of.as_ref(),
+        Statement::Lookalike(l) => l.as_of.as_ref(),
         _ => None,
     };
     let unbound = Binder {
@@ -522,6 +531,16 @@ pub fn bind(
         Statement::DescribeSegment { name } => Bound::DescribeSegment(name.clone()),
         Statement::Overlap(o) => Bound::Overlap(super::overlap::bind(&b, o)?),
         Statement::Top(t) => Bound::Top(super::top::bind(&b, t)?),
+        Statement::Export(e) => Bound::Export(super::activation::bind_export(&b, e)?),
+        Statement::ShowExports => Bound::ShowExports,
+        Statement::Forget { id, table } => Bound::Forget {
+            id: id.clone(),
+            table: table
+                .as_ref()
+                .map(|t| b.table(snapshot, t).map(|s| s.name))
+                .transpose()?,
+        },
+        Statement::Lookalike(l) => Bound::Lookalike(super::lookalike::bind(&b, l)?),
     })
 }
 

@@ -9,13 +9,16 @@
 //! batch; a statement that fails changes nothing; no input panics.
 
 pub mod access;
+pub mod activation;
 pub mod ast;
 pub mod bind;
 pub mod error;
 pub mod events;
 pub mod exec;
 pub mod explain;
+pub mod forget;
 pub mod group;
+pub mod lookalike;
 pub mod output;
 pub mod overlap;
 pub mod parse;
@@ -79,9 +82,9 @@ impl Database {
         let bound = bind::bind(sql, &snapshot, statement, role)?;
         access::check(role, &bound)?;
         if role == Role::Analyst {
-            return self.execute_suppressed(&snapshot, sql, bound);
+            return self.execute_suppressed(&snapshot, sql, bound, principal);
         }
-        self.execute_bound(&snapshot, sql, bound, role)
+        self.execute_bound(&snapshot, sql, bound, principal)
     }
 
     /// Runs a bound statement for an analyst: counts below a table's
@@ -91,9 +94,10 @@ impl Database {
         snapshot: &crate::engine::Snapshot,
         sql: &str,
         bound: Bound,
+        principal: &Principal,
     ) -> QueryResult<Vec<Output>> {
         use suppress::{apply, min_audience, Rule};
-        let role = Role::Analyst;
+        let role = principal;
         let k_of_table = |name: &Value| match name {
             Value::Text(t) => snapshot
                 .table(t)
@@ -183,6 +187,18 @@ impl Database {
                 ];
                 Ok(vec![apply(out, &rules, |_| Some(k))?])
             }
+            Bound::Lookalike(query) => {
+                let k = snapshot
+                    .table(&query.table)
+                    .ok()
+                    .and_then(|t| min_audience(t.schema()));
+                let out = lookalike::run(snapshot, &query, principal)?;
+                let Some(k) = k else {
+                    return Ok(vec![out]);
+                };
+                let rules = [Rule::keep(), Rule::keep(), Rule::count()];
+                Ok(vec![apply(out, &rules, |_| Some(k))?])
+            }
             bound @ (Bound::ShowSegments | Bound::DescribeSegment(_)) => {
                 let out = self.execute_bound(snapshot, sql, bound, role)?;
                 let rules = [
@@ -213,8 +229,9 @@ impl Database {
         snapshot: &crate::engine::Snapshot,
         sql: &str,
         bound: Bound,
-        role: Role,
+        principal: &Principal,
     ) -> QueryResult<Vec<Output>> {
+        let role = principal.role;
         let snapshot = snapshot.clone();
         Ok(vec![match bound {
             Bound::CreateTable(schema) => {
@@ -410,6 +427,10 @@ impl Database {
             Bound::DescribeSegment(name) => segments::describe(&snapshot, &name, sql, role)?,
             Bound::Overlap(query) => return overlap::run(&snapshot, &query),
             Bound::Top(query) => top::run(&snapshot, &query)?,
+            Bound::Export(export) => activation::run_export(self, &snapshot, principal, export)?,
+            Bound::ShowExports => activation::show_exports(&snapshot)?,
+            Bound::Forget { id, table } => forget::forget(self, principal, &id, table.as_deref())?,
+            Bound::Lookalike(query) => lookalike::run(&snapshot, &query, principal)?,
         }])
     }
 }

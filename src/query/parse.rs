@@ -658,6 +658,24 @@ fn statement(source: &str, pair: P<'_>) -> QueryResult<Statement> {
                 .ok_or_else(|| internal(source))?,
         },
         Rule::overlap => Statement::Overlap(overlap(source, pair)?),
+        Rule::export => Statement::Export(export(source, pair)?),
+        Rule::show_exports => Statement::ShowExports,
+        Rule::forget => {
+            let mut id = None;
+            let mut table = None;
+            for p in pair.into_inner() {
+                match p.as_rule() {
+                    Rule::string => id = Some(unescape(source, &p)?),
+                    Rule::ident => table = Some(ident(p)),
+                    _ => {}
+                }
+            }
+            Statement::Forget {
+                id: id.ok_or_else(|| internal(source))?,
+                table,
+            }
+        }
+        Rule::lookalike => Statement::Lookalike(lookalike(source, pair)?),
         Rule::top => Statement::Top(top(source, pair)?),
         Rule::explain => {
             let inner = pair
@@ -908,6 +926,126 @@ fn overlap(source: &str, pair: P<'_>) -> QueryResult<Overlap> {
         }
     }
     Ok(out)
+}
+
+/// An `audience` pair: a segment name or a parenthesised predicate.
+fn audience(source: &str, pair: P<'_>) -> QueryResult<Audience> {
+    let span = span_of(&pair);
+    let part = pair.into_inner().next().ok_or_else(|| internal(source))?;
+    let (target, text) = match part.as_rule() {
+        Rule::ident => {
+            let name = ident(part);
+            let text = name.name.clone();
+            (OverlapTarget::Segment(name), text)
+        }
+        Rule::paren_expr => {
+            let inner = part
+                .into_inner()
+                .find(|x| x.as_rule() == Rule::expr)
+                .ok_or_else(|| internal(source))?;
+            let s = span_of(&inner);
+            let text = source[s.start..s.end].to_string();
+            (OverlapTarget::Predicate(expr(source, inner)?), text)
+        }
+        _ => return Err(internal(source)),
+    };
+    Ok(Audience {
+        target,
+        table: None,
+        text,
+        span,
+    })
+}
+
+fn on_table(pair: P<'_>) -> Option<Ident> {
+    pair.into_inner()
+        .find(|x| x.as_rule() == Rule::ident)
+        .map(ident)
+}
+
+fn for_purpose(source: &str, pair: P<'_>) -> QueryResult<String> {
+    let s = pair
+        .into_inner()
+        .find(|x| x.as_rule() == Rule::string)
+        .ok_or_else(|| internal(source))?;
+    unescape(source, &s)
+}
+
+/// The number of a `LIMIT n`.
+fn limit_of(source: &str, pair: P<'_>) -> QueryResult<u64> {
+    let n = pair
+        .into_inner()
+        .find(|x| x.as_rule() == Rule::integer)
+        .ok_or_else(|| internal(source))?;
+    whole_number(source, &n)
+}
+
+fn export(source: &str, pair: P<'_>) -> QueryResult<Export> {
+    let span = span_of(&pair);
+    let (mut aud, mut table, mut columns, mut purpose, mut limit, mut at) =
+        (None, None, Vec::new(), None, None, None);
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::audience => aud = Some(audience(source, p)?),
+            Rule::on_table => table = on_table(p),
+            Rule::export_columns => {
+                columns = p
+                    .into_inner()
+                    .filter(|x| x.as_rule() == Rule::ident)
+                    .map(ident)
+                    .collect()
+            }
+            Rule::for_purpose => purpose = Some(for_purpose(source, p)?),
+            Rule::limit => limit = Some(limit_of(source, p)?),
+            Rule::as_of => at = Some(as_of(source, p)?),
+            _ => {}
+        }
+    }
+    let mut audience = aud.ok_or_else(|| internal(source))?;
+    audience.table = table;
+    Ok(Export {
+        audience,
+        columns,
+        purpose,
+        limit,
+        as_of: at,
+        span,
+    })
+}
+
+fn lookalike(source: &str, pair: P<'_>) -> QueryResult<Lookalike> {
+    let span = span_of(&pair);
+    let (mut reach, mut seed, mut table, mut within, mut purpose, mut limit, mut at) =
+        (false, None, None, None, None, None, None);
+    for p in pair.into_inner() {
+        match p.as_rule() {
+            Rule::reach => reach = true,
+            Rule::audience => seed = Some(audience(source, p)?),
+            Rule::on_table => table = on_table(p),
+            Rule::within_clause => {
+                let e = p
+                    .into_inner()
+                    .find(|x| x.as_rule() == Rule::expr)
+                    .ok_or_else(|| internal(source))?;
+                within = Some(expr(source, e)?);
+            }
+            Rule::for_purpose => purpose = Some(for_purpose(source, p)?),
+            Rule::limit => limit = Some(limit_of(source, p)?),
+            Rule::as_of => at = Some(as_of(source, p)?),
+            _ => {}
+        }
+    }
+    let mut seed = seed.ok_or_else(|| internal(source))?;
+    seed.table = table;
+    Ok(Lookalike {
+        reach,
+        seed,
+        within,
+        purpose,
+        limit,
+        as_of: at,
+        span,
+    })
 }
 
 fn top(source: &str, pair: P<'_>) -> QueryResult<Top> {

@@ -181,6 +181,7 @@ fn each_role_runs_what_it_may_and_nothing_else() {
         "EXPORT tea_lovers",
         "SHOW EXPORTS",
         "LOOKALIKE tea_lovers LIMIT 3",
+        "EXPLAIN SELECT COUNT(*) FROM p WHERE country = 'LU'",
         "FORGET 'u01'",
     ] {
         let (code, message) = refused(&mut ada, sql);

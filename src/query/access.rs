@@ -99,9 +99,7 @@ pub fn check(role: Role, bound: &Bound) -> QueryResult<()> {
         (Role::Admin, _) => return Ok(()),
         (_, B::ShowTables | B::Describe(_)) => return Ok(()),
         (Role::Writer, B::Insert { .. } | B::Update { .. } | B::Delete { .. }) => return Ok(()),
-        (Role::Analyst, B::Select(q) | B::Explain(q)) if !matches!(q.shape, Shape::Rows { .. }) => {
-            return Ok(())
-        }
+        (Role::Analyst, B::Select(q)) if !matches!(q.shape, Shape::Rows { .. }) => return Ok(()),
         (
             Role::Analyst,
             B::Overlap(_)
@@ -115,10 +113,12 @@ pub fn check(role: Role, bound: &Bound) -> QueryResult<()> {
         (_, B::DropTable { .. }) => "drop tables",
         (_, B::CreateUser { .. } | B::DropUser { .. }) => "manage users",
         (_, B::Insert { .. } | B::Update { .. } | B::Delete { .. }) => "write",
-        (_, B::Select(q) | B::Explain(q)) if matches!(q.shape, Shape::Rows { .. }) => {
+        (_, B::Select(q)) if matches!(q.shape, Shape::Rows { .. }) => {
             "read profiles (ids or row values)"
         }
-        (_, B::Select(_) | B::Explain(_) | B::Overlap(_) | B::Top(_)) => "read counts",
+        // A plan shows exact row counts per condition, below min_audience too.
+        (_, B::Explain(_)) => "EXPLAIN (plans show exact row counts)",
+        (_, B::Select(_) | B::Overlap(_) | B::Top(_)) => "read counts",
         (_, B::ShowSegments | B::DescribeSegment(_)) => "read segments",
         (_, B::CreateSegment { .. } | B::DropSegment { .. }) => "manage segments",
         (Role::Analyst, B::Lookalike(l)) if l.reach => return Ok(()),

@@ -19,7 +19,9 @@ fuzz_target!(|data: &[u8]| {
             let _ = cohortdb::engine::load_part_for_fuzzing(&path);
         }
     }
-    let Some((&selector, rest)) = data.split_first() else { return };
+    let Some((&selector, rest)) = data.split_first() else {
+        return;
+    };
     let types = [
         ColumnType::Text,
         ColumnType::TextSet,

@@ -8,6 +8,9 @@ mod import;
 mod serve;
 mod shell;
 
+#[doc(hidden)]
+pub use import::fuzz_rows as fuzz_import_rows;
+
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;

@@ -14,6 +14,17 @@
 //!   and `=`, `!=`, `IN`, `NOT IN`, `IS [NOT] NULL` on the key, with
 //!   two-valued NULL semantics, values absent from the data, and reversed
 //!   BETWEEN bounds.
+//! - Events: `EVENTS<TEXT>` columns written with `EVENT(v, t)` and
+//!   `[EVENT(...), ...]` (INSERT adds to a profile's events, `UPDATE SET`
+//!   replaces them, NULL clears them; `[]` and other literals refused) and
+//!   read back as their `day:value` tags; `HAS 'v'` with `WITHIN n DAYS`,
+//!   `SINCE t`, `BETWEEN t AND u` and `ON AT LEAST k DAYS`, in every place
+//!   a predicate goes, with the statement's now from `AS OF` (ISO-8601,
+//!   `TIMESTAMP '...'` or seconds) before, inside and after the events'
+//!   days, no day after today counted, and a table's `retention_days`
+//!   clamping the days at query time. Tables with a short retention are
+//!   never checkpointed (expiry is by the wall clock, months after the
+//!   generated days; tests/events.rs covers it).
 //! - Queries: `COUNT(*)`; `SUM`, `AVG`, `MIN`, `MAX`, `COUNT(c)`,
 //!   `COUNT(id)`; `GROUP BY` one or two TEXT / SET<TEXT> / BOOL columns with
 //!   aggregates, aliases, `ORDER BY` (position, name, alias, aggregate,
@@ -64,10 +75,10 @@ use cohortdb::query::Output;
 use cohortdb::{Database, Durability, Options, Value};
 use differential::gen::{Features, Gen};
 use differential::model::{
-    Assign, Column, IdentStyle, Lit, Model, Op, Pred, Schema, Target, Ty, Write,
+    Assign, Column, IdentStyle, Lit, Model, Op, Pred, Range, Schema, Target, Ty, Write,
 };
 use differential::query::{
-    check, check_types, Agg, Expectation, Expected, Func, GItem, Order, OrderKey, Query,
+    check, check_types, Agg, AsOf, Expectation, Expected, Func, GItem, Order, OrderKey, Query, Stmt,
 };
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -150,6 +161,8 @@ struct Case {
     queries: u64,
     /// Queries whose answer is not empty (nor all NULL / 0).
     informative: u64,
+    /// Whether the open database checkpoints when it is closed.
+    checkpoint_on_close: bool,
 }
 
 impl Case {
@@ -161,7 +174,8 @@ impl Case {
             },
         );
         let dir = tempfile::tempdir().expect("temporary directory");
-        let db = Database::open(dir.path(), options(gen.rng.random_bool(0.5))).expect("open");
+        let checkpoint_on_close = gen.rng.random_bool(0.5) && !gen.schema.expiry_risk();
+        let db = Database::open(dir.path(), options(checkpoint_on_close)).expect("open");
         let create = gen.create_sql();
         let case = Case {
             seed,
@@ -175,6 +189,7 @@ impl Case {
             statements: 0,
             queries: 0,
             informative: 0,
+            checkpoint_on_close,
         };
         if let Err(e) = case.db().execute(&create) {
             case.fail(&create, format!("CREATE TABLE failed: {e}"));
@@ -337,7 +352,7 @@ impl Case {
         self.statements += 1;
     }
 
-    fn query(&mut self, q: &Query) {
+    fn query(&mut self, q: &Stmt) {
         let sql = q.sql(&self.gen.schema);
         let exp: Expectation = q.expect(&self.gen.schema, &self.model);
         let actual = match engine_rows(self.db(), &sql) {
@@ -357,7 +372,11 @@ impl Case {
         self.informative += u64::from(exp.informative());
     }
 
+    /// A checkpoint, unless it would expire events (see [`Schema::expiry_risk`]).
     fn checkpoint(&mut self) {
+        if self.gen.schema.expiry_risk() {
+            return;
+        }
         if let Err(e) = self.db().checkpoint() {
             self.fail("-- db.checkpoint()", format!("checkpoint failed: {e}"));
         }
@@ -379,8 +398,15 @@ impl Case {
         self.log.push(format!("{sql};"));
     }
 
+    /// Closes and reopens the database, unless closing would checkpoint
+    /// (and so expire events, see [`Schema::expiry_risk`]).
     fn reopen(&mut self) {
-        let checkpoint_on_close = self.gen.rng.random_bool(0.5);
+        let risk = self.gen.schema.expiry_risk();
+        if risk && self.checkpoint_on_close {
+            return;
+        }
+        let checkpoint_on_close = self.gen.rng.random_bool(0.5) && !risk;
+        self.checkpoint_on_close = checkpoint_on_close;
         drop(self.db.take());
         match Database::open(self.dir.path(), options(checkpoint_on_close)) {
             Ok(db) => self.db = Some(db),
@@ -513,6 +539,7 @@ fn hand_schema() -> Schema {
         ],
         style: IdentStyle::Plain,
         segments: Default::default(),
+        retention: None,
     }
 }
 const COUNTRY: usize = 0;
@@ -941,6 +968,7 @@ fn sum_overflow_is_an_error_in_the_model_and_the_engine() {
         }],
         style: IdentStyle::Plain,
         segments: Default::default(),
+        retention: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), options(true)).unwrap();
@@ -1007,4 +1035,293 @@ fn iso8601_renderings_name_the_right_instant() {
             assert_eq!(rows, vec![vec![Value::Timestamp(secs)]], "{text}");
         }
     }
+}
+
+// ---- EVENTS<TEXT>: the model on the hand-built table of tests/events.rs ----
+
+const VISITS: usize = 1;
+
+/// 2026-11-`day` at `hour`:00 UTC (day 0 is October 31st, and so on back).
+fn nov(day: i64, hour: i64) -> i64 {
+    T0 + (day - 1) * 86_400 + hour * 3600
+}
+
+fn time(secs: i64) -> Lit {
+    use differential::model::iso8601;
+    Lit::Ts {
+        text: iso8601(secs, if secs % 86_400 == 0 { 3 } else { 0 }),
+        secs,
+        keyword: false,
+    }
+}
+
+fn events(e: &[(&str, i64)]) -> Lit {
+    Lit::Events {
+        events: e.iter().map(|(v, t)| (s(v), time(*t))).collect(),
+        list: true,
+    }
+}
+
+fn has(v: &str, min_days: Option<u64>, range: Option<Range>) -> Pred {
+    Pred::Events {
+        col: VISITS,
+        value: s(v),
+        min_days,
+        range,
+    }
+}
+
+fn ids_where(p: Pred, today: i64) -> Stmt {
+    Stmt {
+        query: Query::Rows {
+            fields: Some(vec![Target::Key]),
+            filter: Some(p),
+            limit: None,
+        },
+        as_of: Some(AsOf(time(today))),
+    }
+}
+
+/// Five profiles (tests/events.rs): u1 baking 11-20, 11-21 (twice), golf
+/// 10-01; u2 baking 09-01, 11-22 (late); u3 golf 11-22, baking 11-23; u4
+/// none; u5 baking 11-01, 11-10, 11-15. Today is 2026-11-22.
+fn hand_built_events(retention: Option<i64>) -> (tempfile::TempDir, Database, Schema, Model) {
+    let schema = Schema {
+        table: "t".into(),
+        key: "id".into(),
+        columns: vec![
+            Column {
+                name: "country".into(),
+                ty: Ty::Text,
+            },
+            Column {
+                name: "visits".into(),
+                ty: Ty::Events,
+            },
+        ],
+        style: IdentStyle::Plain,
+        segments: Default::default(),
+        retention,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options(false)).unwrap();
+    let with = retention
+        .map(|r| format!(" WITH (retention_days = {r})"))
+        .unwrap_or_default();
+    db.execute(&format!(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, country TEXT, visits EVENTS<TEXT>){with}"
+    ))
+    .unwrap();
+    let row = |id: &str, country: &str, visits: Lit| vec![s(id), s(country), visits];
+    let w = Write::Insert {
+        targets: vec![Target::Key, Target::Col(0), Target::Col(VISITS)],
+        rows: vec![
+            row(
+                "u1",
+                "NL",
+                events(&[
+                    ("baking", nov(20, 10)),
+                    ("baking", nov(21, 9)),
+                    ("baking", nov(21, 22)),
+                    ("golf", nov(-30, 0)),
+                ]),
+            ),
+            row(
+                "u2",
+                "NL",
+                events(&[("baking", nov(-60, 0)), ("baking", nov(23, 0) - 1)]),
+            ),
+            row(
+                "u3",
+                "BE",
+                events(&[("golf", nov(22, 8)), ("baking", nov(23, 1))]),
+            ),
+            row("u4", "BE", Lit::Null),
+            row(
+                "u5",
+                "DE",
+                events(&[
+                    ("baking", nov(1, 0)),
+                    ("baking", nov(10, 0)),
+                    ("baking", nov(15, 0)),
+                ]),
+            ),
+        ],
+    };
+    let mut model = Model::default();
+    model.apply(&schema, &w);
+    db.execute(&w.sql(&schema)).unwrap();
+    (dir, db, schema, model)
+}
+
+/// The model's answer is the hand-computed one, and the engine's too.
+fn check_ids(db: &Database, schema: &Schema, model: &Model, q: &Stmt, want: &[&str]) {
+    let sql = q.sql(schema);
+    let exp = q.expect(schema, model);
+    let rows = want.iter().map(|id| vec![text(id)]).collect();
+    assert_eq!(
+        exp.expected,
+        Expected::Unordered(rows),
+        "the model's answer to {sql}"
+    );
+    if let Err(why) = check(&exp, &engine_rows(db, &sql).unwrap()) {
+        panic!("{sql}: {why}");
+    }
+}
+
+#[test]
+fn the_model_gives_hand_computed_event_answers() {
+    let (_dir, db, schema, mut model) = hand_built_events(None);
+    let today = nov(22, 12);
+    let within = |n| Some(Range::Within(n));
+    let since = |secs| Some(Range::Since(time(secs)));
+    let between = |a, b| Some(Range::Between(time(a), time(b)));
+    let cases: Vec<(Pred, &[&str])> = vec![
+        (has("baking", None, None), &["u1", "u2", "u5"]),
+        (has("golf", None, None), &["u1", "u3"]),
+        (has("tennis", None, None), &[]),
+        (has("baking", None, within(7)), &["u1", "u2"]),
+        (has("baking", None, within(1)), &["u2"]),
+        (has("golf", None, within(53)), &["u1", "u3"]),
+        (has("golf", None, within(52)), &["u3"]),
+        (has("baking", None, since(nov(10, 0))), &["u1", "u2", "u5"]),
+        (has("baking", None, since(nov(16, 23))), &["u1", "u2"]),
+        (
+            has("baking", None, between(nov(-60, 0), nov(2, 0) - 1)),
+            &["u2", "u5"],
+        ),
+        (has("baking", None, between(nov(2, 0), nov(9, 0))), &[]),
+        (has("baking", None, between(nov(20, 0), nov(10, 0))), &[]),
+        (has("baking", Some(2), None), &["u1", "u2", "u5"]),
+        (has("baking", Some(3), None), &["u5"]),
+        (has("baking", Some(2), within(30)), &["u1", "u5"]),
+        (has("baking", Some(2), since(nov(15, 0))), &["u1"]),
+        (
+            has("baking", Some(2), between(nov(10, 0), nov(20, 0))),
+            &["u5"],
+        ),
+        (
+            Pred::And(vec![
+                has("baking", None, within(30)),
+                Pred::Not(Box::new(has("golf", None, None))),
+            ]),
+            &["u2", "u5"],
+        ),
+        (
+            Pred::Or(vec![
+                has("golf", None, None),
+                Pred::Cmp(Target::Col(0), Op::Eq, s("DE")),
+            ]),
+            &["u1", "u3", "u5"],
+        ),
+        (Pred::IsNull(Target::Col(VISITS), false), &["u4"]),
+    ];
+    for (p, want) in &cases {
+        check_ids(&db, &schema, &model, &ids_where(p.clone(), today), want);
+    }
+    // A day later u3's baking counts.
+    let q = ids_where(has("baking", None, None), nov(23, 0));
+    check_ids(&db, &schema, &model, &q, &["u1", "u2", "u3", "u5"]);
+    // Read back as sorted day:value tags.
+    let q = Stmt {
+        query: Query::Rows {
+            fields: Some(vec![Target::Col(VISITS)]),
+            filter: Some(Pred::Cmp(Target::Key, Op::Eq, s("u1"))),
+            limit: None,
+        },
+        as_of: None,
+    };
+    let want = Value::Set(vec![
+        "2026-10-01:golf".into(),
+        "2026-11-20:baking".into(),
+        "2026-11-21:baking".into(),
+    ]);
+    assert_eq!(
+        q.expect(&schema, &model).expected,
+        Expected::Unordered(vec![vec![want]])
+    );
+    check(
+        &q.expect(&schema, &model),
+        &engine_rows(&db, &q.sql(&schema)).unwrap(),
+    )
+    .unwrap();
+    // INSERT adds events, UPDATE replaces them, NULL clears them.
+    let writes = [
+        Write::Insert {
+            targets: vec![Target::Col(VISITS), Target::Key],
+            rows: vec![vec![
+                Lit::Events {
+                    events: vec![(s("tea"), time(nov(22, 8)))],
+                    list: false,
+                },
+                s("u1"),
+            ]],
+        },
+        Write::Update {
+            assigns: vec![Assign::Set(VISITS, events(&[("golf", nov(22, 0))]))],
+            filter: Some(Pred::Cmp(Target::Key, Op::Eq, s("u5"))),
+        },
+        Write::Update {
+            assigns: vec![Assign::Set(VISITS, Lit::Null)],
+            filter: Some(Pred::Cmp(Target::Key, Op::Eq, s("u2"))),
+        },
+    ];
+    for w in &writes {
+        model.apply(&schema, w);
+        db.execute(&w.sql(&schema)).unwrap();
+    }
+    let cases: Vec<(Pred, &[&str])> = vec![
+        (has("tea", None, None), &["u1"]),
+        (has("baking", None, within(7)), &["u1"]),
+        (has("golf", None, within(1)), &["u3", "u5"]),
+        (Pred::IsNull(Target::Col(VISITS), false), &["u2", "u4"]),
+    ];
+    for (p, want) in &cases {
+        check_ids(&db, &schema, &model, &ids_where(p.clone(), today), want);
+    }
+    let all = Stmt {
+        query: Query::Rows {
+            fields: None,
+            filter: None,
+            limit: None,
+        },
+        as_of: None,
+    };
+    check(
+        &all.expect(&schema, &model),
+        &engine_rows(&db, &all.sql(&schema)).unwrap(),
+    )
+    .unwrap();
+}
+
+#[test]
+fn the_model_clamps_events_to_the_retention() {
+    // Today 11-22 and the 29 days before: from 10-24 on.
+    let (_dir, db, schema, model) = hand_built_events(Some(30));
+    let today = nov(22, 12);
+    let cases: Vec<(Pred, &[&str])> = vec![
+        (has("baking", None, None), &["u1", "u2", "u5"]),
+        (has("golf", None, None), &["u3"]),
+        (
+            has(
+                "baking",
+                None,
+                Some(Range::Between(time(nov(-60, 0)), time(nov(2, 0)))),
+            ),
+            &["u5"],
+        ),
+        (
+            has("golf", None, Some(Range::Since(time(nov(-40, 0))))),
+            &["u3"],
+        ),
+        (has("baking", Some(2), None), &["u1", "u5"]),
+    ];
+    for (p, want) in &cases {
+        check_ids(&db, &schema, &model, &ids_where(p.clone(), today), want);
+    }
+    // On 12-13 the days from 11-14 count; on 12-22 those from 11-23.
+    let q = ids_where(has("baking", None, None), nov(43, 0));
+    check_ids(&db, &schema, &model, &q, &["u1", "u2", "u3", "u5"]);
+    let q = ids_where(has("baking", None, None), nov(52, 0));
+    check_ids(&db, &schema, &model, &q, &["u3"]);
 }

@@ -1,9 +1,19 @@
 //! Random schemas, data, predicates, writes and queries. Value domains are
 //! small so that predicates hit; values absent from the data are mixed in so
 //! that they must match nothing.
+//!
+//! Events are dated within [`FIRST_DAY`, `LAST_DAY`] (2026-07-01 to
+//! 2026-10-31), each EVENTS column on a few days of that range so that
+//! windows and `ON AT LEAST` hit; queries on tables with EVENTS columns say
+//! `AS OF` a day inside, before or after those days. Writes are bound with
+//! the clock (long after the range), so their predicates only use windows
+//! that do not depend on it ([`Pred::clock_free`]).
 
-use super::model::{iso8601, Assign, Column, IdentStyle, Lit, Op, Pred, Schema, Target, Ty, Write};
-use super::query::{Agg, Func, GItem, Order, OrderKey, OverlapItem, Query};
+use super::model::{
+    iso8601, Assign, Column, IdentStyle, Lit, Op, Pred, Range, Schema, Target, Ty, Write,
+    NO_EXPIRY_DAYS,
+};
+use super::query::{Agg, AsOf, Func, GItem, Order, OrderKey, OverlapItem, Query, Stmt};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -45,6 +55,15 @@ const TAGS: &[&str] = &[
     "😀",
 ];
 const ABSENT_TAGS: &[&str] = &["q", "zz", "A"];
+/// Event values: a colon inside a value is allowed (the tag is `day:value`).
+const EVENT_VALUES: &[&str] = &["baking", "golf", "tea", "x:y", "it's", ""];
+/// Prefixes, suffixes and other spellings of event values: they match nothing.
+const ABSENT_EVENT_VALUES: &[&str] = &["zz", "x", "y", "bak", "Golf", "x:", "2026-07-01:golf"];
+/// 2026-07-01 and 2026-10-31 (UTC days since 1970-01-01): the days of the
+/// generated events.
+pub const FIRST_DAY: i64 = 20_635;
+pub const LAST_DAY: i64 = 20_757;
+const DAY: i64 = 86_400;
 const INT_EXTREMES: &[i64] = &[i64::MIN, i64::MIN + 1, i64::MAX - 1, i64::MAX];
 /// 2026-11-01T00:00:00Z.
 const T0: i64 = 1_793_491_200;
@@ -60,6 +79,11 @@ enum Domain {
     Ints(Vec<i64>),
     Cents(Vec<i64>),
     Bools,
+    /// EVENTS<TEXT>: the values and the days events fall on.
+    Events {
+        values: Vec<String>,
+        days: Vec<i64>,
+    },
 }
 
 pub struct Gen {
@@ -72,6 +96,11 @@ pub struct Gen {
     extremes: bool,
     /// A large table, loaded by [`Gen::bulk_load`].
     pub big: bool,
+    /// Generating a write: predicates must not depend on the clock.
+    clock_free: bool,
+    /// The today the predicates being generated will likely be evaluated
+    /// at, so that `WITHIN n DAYS` windows end near the events' days.
+    today: Option<i64>,
 }
 
 /// The share of seeds with a large table.
@@ -117,8 +146,11 @@ impl Gen {
                 columns: Vec::new(),
                 style: IdentStyle::Plain,
                 segments: Default::default(),
+                retention: None,
             },
             big,
+            clock_free: false,
+            today: None,
             domains: Vec::new(),
             ids,
             extremes,
@@ -188,8 +220,37 @@ impl Gen {
                 )),
                 Ty::Float => Domain::Cents(subset(rng, FLOAT_CENTS, 3, 6)),
                 Ty::Bool => Domain::Bools,
+                Ty::Events => {
+                    let values = subset(rng, EVENT_VALUES, 3, 5)
+                        .into_iter()
+                        .map(String::from)
+                        .collect();
+                    let days = match rng.random_range(0..10) {
+                        // A cluster of close days.
+                        0..=4 => {
+                            let start = rng.random_range(FIRST_DAY..=LAST_DAY - 14);
+                            (0..rng.random_range(3..=10))
+                                .map(|_| start + rng.random_range(0..15))
+                                .collect()
+                        }
+                        // A few days anywhere in the range.
+                        5..=7 => (0..rng.random_range(4..=15))
+                            .map(|_| rng.random_range(FIRST_DAY..=LAST_DAY))
+                            .collect(),
+                        // Every day of the range.
+                        _ => (FIRST_DAY..=LAST_DAY).collect(),
+                    };
+                    Domain::Events { values, days }
+                }
             });
         }
+        let events = columns.iter().any(|c| c.ty == Ty::Events);
+        let any_days = rng.random_range(1..=150);
+        let retention = match rng.random_range(0..100) {
+            0..=24 if events => Some(*pick(rng, &[1, 2, 3, 7, 14, 30, 60, 90, 120, any_days])),
+            25..=29 => Some(NO_EXPIRY_DAYS + rng.random_range(0..10)),
+            _ => None,
+        };
         let style = *pick(
             rng,
             &[
@@ -202,6 +263,7 @@ impl Gen {
         );
         self.schema.columns = columns;
         self.schema.style = style;
+        self.schema.retention = retention;
         self.schema.segments.clear();
         self.domains = domains;
     }
@@ -216,10 +278,22 @@ impl Gen {
                 Ty::Ts => &["TIMESTAMP", "timestamptz"],
                 Ty::Float => &["FLOAT", "DOUBLE", "REAL"],
                 Ty::Bool => &["BOOL", "BOOLEAN"],
+                Ty::Events => &["EVENTS<TEXT>", "events<text>", "Events<Text>"],
             };
             cols.push(format!("{} {}", c.name, pick(&mut self.rng, names)));
         }
-        format!("CREATE TABLE {} ({})", self.schema.table, cols.join(", "))
+        let options = match self.schema.retention {
+            Some(r) => {
+                let key = pick(&mut self.rng, &["retention_days", "RETENTION_DAYS"]);
+                format!(" WITH ({key} = {r})")
+            }
+            None => String::new(),
+        };
+        format!(
+            "CREATE TABLE {} ({}){options}",
+            self.schema.table,
+            cols.join(", ")
+        )
     }
 
     fn texts(&self, c: usize) -> &[String] {
@@ -270,6 +344,162 @@ impl Gen {
         } else {
             Lit::Str(text)
         }
+    }
+
+    /// An event value of column `c` (sometimes one absent from the data).
+    fn event_value(&mut self, c: usize, absent: bool) -> String {
+        if absent && self.rng.random_bool(0.08) {
+            return pick(&mut self.rng, ABSENT_EVENT_VALUES).to_string();
+        }
+        let Domain::Events { values, .. } = &self.domains[c] else {
+            unreachable!()
+        };
+        values[self.rng.random_range(0..values.len())].clone()
+    }
+
+    /// A day events of column `c` fall on.
+    fn event_day(&mut self, c: usize) -> i64 {
+        let Domain::Events { days, .. } = &self.domains[c] else {
+            unreachable!()
+        };
+        days[self.rng.random_range(0..days.len())]
+    }
+
+    /// A random instant of `day`: often its midnight or near a day boundary.
+    fn time_of(&mut self, day: i64) -> i64 {
+        let second = match self.rng.random_range(0..10) {
+            0..=2 => 0,
+            3 => DAY - 1,
+            4 => self.rng.random_range(0..3600),
+            5 => self.rng.random_range(DAY - 3600..DAY),
+            _ => self.rng.random_range(0..DAY),
+        };
+        day * DAY + second
+    }
+
+    /// A time literal for `secs`: mostly `'...T..:..:..Z'`, sometimes a
+    /// date alone (at midnight), another ISO-8601 form, `TIMESTAMP '...'`
+    /// or seconds.
+    fn time_lit(&mut self, secs: i64) -> Lit {
+        if self.rng.random_bool(0.08) {
+            return Lit::Int(secs);
+        }
+        let style = *pick(&mut self.rng, &[0, 0, 0, 0, 3, 3, 1, 2, 4]);
+        Lit::Ts {
+            text: iso8601(secs, style),
+            secs,
+            keyword: self.rng.random_bool(0.15),
+        }
+    }
+
+    /// A time near the days of column `c` (or anywhere around the range).
+    fn near_time(&mut self, c: usize) -> Lit {
+        let day = if self.rng.random_bool(0.8) {
+            self.event_day(c) + self.rng.random_range(-2..=2)
+        } else {
+            self.rng.random_range(FIRST_DAY - 10..=LAST_DAY + 10)
+        };
+        let secs = self.time_of(day);
+        self.time_lit(secs)
+    }
+
+    /// Events to store in column `c`: one `EVENT(...)` or a list of 1-4.
+    fn events_lit(&mut self, c: usize) -> Lit {
+        let n = *pick(&mut self.rng, &[1, 1, 2, 2, 3, 4]);
+        let events = (0..n)
+            .map(|_| {
+                let v = self.event_value(c, false);
+                let day = self.event_day(c);
+                let secs = self.time_of(day);
+                (self.str_lit(v), self.time_lit(secs))
+            })
+            .collect();
+        Lit::Events {
+            events,
+            list: n > 1 || self.rng.random_bool(0.5),
+        }
+    }
+
+    /// `col HAS 'v' [ON AT LEAST k DAYS] [WITHIN | SINCE | BETWEEN]` on
+    /// EVENTS column `c` (no WITHIN in writes: it depends on the clock).
+    fn events_leaf(&mut self, c: usize) -> Pred {
+        let v = self.event_value(c, true);
+        let value = self.str_lit(v);
+        let min_days = self
+            .rng
+            .random_bool(0.4)
+            .then(|| *pick(&mut self.rng, &[1, 2, 2, 2, 3, 3, 4, 6]));
+        let range = match self.rng.random_range(0..100) {
+            0..=24 => None,
+            25..=54 if !self.clock_free => {
+                let n = match self.rng.random_range(0..10) {
+                    // Back to about a day with events (or past them all).
+                    0..=5 if self.today.is_some() => {
+                        let today = self.today.unwrap_or_default();
+                        let back = today - self.event_day(c) + self.rng.random_range(0..=2);
+                        u64::try_from(back).unwrap_or(0).max(1)
+                    }
+                    0 => 1,
+                    1 => *pick(&mut self.rng, &[2, 3, 7, 14, 30]),
+                    2..=5 => self.rng.random_range(1..=20),
+                    6..=8 => self.rng.random_range(1..=200),
+                    _ => *pick(&mut self.rng, &[366, 4_000_000, 1_000_000_000]),
+                };
+                Some(Range::Within(n))
+            }
+            25..=74 => Some(Range::Since(self.near_time(c))),
+            _ => {
+                let t = self.near_time(c);
+                let u = if self.rng.random_bool(0.3) {
+                    // The same day, or a day or two on.
+                    let day = t.secs().div_euclid(DAY) + self.rng.random_range(0..=2);
+                    let secs = self.time_of(day);
+                    self.time_lit(secs)
+                } else {
+                    self.near_time(c)
+                };
+                // Mostly in order; reversed bounds match nothing.
+                if t.secs() > u.secs() && self.rng.random_bool(0.8) {
+                    Some(Range::Between(u, t))
+                } else {
+                    Some(Range::Between(t, u))
+                }
+            }
+        };
+        Pred::Events {
+            col: c,
+            value,
+            min_days,
+            range,
+        }
+    }
+
+    /// `AS OF` a time: inside, after or before the days of the events.
+    pub fn as_of(&mut self) -> AsOf {
+        let events: Vec<usize> = (0..self.schema.columns.len())
+            .filter(|c| self.schema.columns[*c].ty == Ty::Events)
+            .collect();
+        let day = match self.rng.random_range(0..100) {
+            // Among the days of a column's events.
+            0..=44 if !events.is_empty() => {
+                let c = *pick(&mut self.rng, &events);
+                self.event_day(c) + self.rng.random_range(-1..=3)
+            }
+            // Just after all of them.
+            45..=64 if !events.is_empty() => {
+                let c = *pick(&mut self.rng, &events);
+                let Domain::Events { days, .. } = &self.domains[c] else {
+                    unreachable!()
+                };
+                days.iter().max().copied().unwrap_or(LAST_DAY) + self.rng.random_range(0..=10)
+            }
+            0..=74 => LAST_DAY + self.rng.random_range(0..=40),
+            75..=86 => self.rng.random_range(FIRST_DAY - 5..=LAST_DAY + 10),
+            87..=93 => FIRST_DAY + self.rng.random_range(-3..=30),
+            _ => LAST_DAY + self.rng.random_range(100..=400),
+        };
+        let secs = self.time_of(day);
+        AsOf(self.time_lit(secs))
     }
 
     fn ts_lit(&mut self, secs: i64) -> Lit {
@@ -328,6 +558,7 @@ impl Gen {
                 self.cents_lit(cents)
             }
             Ty::Bool => Lit::Bool(self.rng.random_bool(0.5)),
+            Ty::Events => self.events_lit(c),
         }
     }
 
@@ -365,6 +596,10 @@ impl Gen {
                 self.cents_lit(v)
             }
             Ty::Bool => Lit::Bool(self.rng.random_bool(0.5)),
+            Ty::Events => {
+                let v = self.event_value(c, true);
+                self.str_lit(v)
+            }
         }
     }
 
@@ -398,8 +633,16 @@ impl Gen {
             return self.key_leaf();
         }
         if !self.schema.segments.is_empty() && self.rng.random_bool(0.15) {
-            let names: Vec<String> = self.schema.segments.keys().cloned().collect();
-            return Pred::InSegment(pick(&mut self.rng, &names).clone());
+            let names: Vec<String> = self
+                .schema
+                .segments
+                .iter()
+                .filter(|(_, (p, _))| !self.clock_free || p.clock_free(&self.schema))
+                .map(|(n, _)| n.clone())
+                .collect();
+            if !names.is_empty() {
+                return Pred::InSegment(pick(&mut self.rng, &names).clone());
+            }
         }
         let c = self.rng.random_range(0..self.schema.columns.len());
         let t = Target::Col(c);
@@ -407,6 +650,11 @@ impl Gen {
             return Pred::IsNull(t, self.rng.random_bool(0.5));
         }
         match self.schema.columns[c].ty {
+            // A write's today is the clock's: retention would clamp by it.
+            Ty::Events if self.clock_free && self.schema.retention.is_some() => {
+                Pred::IsNull(t, self.rng.random_bool(0.5))
+            }
+            Ty::Events => self.events_leaf(c),
             Ty::Set => match self.rng.random_range(0..3) {
                 0 => Pred::Has(c, self.pred_lit(c)),
                 1 => Pred::HasAny(c, self.lits(c, 3)),
@@ -463,7 +711,15 @@ impl Gen {
         }
     }
 
+    /// A write statement; its predicates do not depend on the clock.
     pub fn write(&mut self) -> Write {
+        self.clock_free = true;
+        let w = self.write_any();
+        self.clock_free = false;
+        w
+    }
+
+    fn write_any(&mut self) -> Write {
         let n = self.schema.columns.len();
         match self.rng.random_range(0..100) {
             0..=54 => {
@@ -568,9 +824,14 @@ impl Gen {
             };
         }
         let depth = *pick(&mut self.rng, &[0, 1, 1, 2]);
+        // Segments are evaluated at the AS OF of each query using them.
+        let today = self.as_of().today();
+        self.today = Some(today);
+        let def = self.pred(depth);
+        self.today = None;
         SegmentOp::Create {
             name,
-            def: self.pred(depth),
+            def,
             materialized: self.rng.random_bool(0.5),
             replace: self.rng.random_bool(0.7),
         }
@@ -627,7 +888,19 @@ impl Gen {
         })
     }
 
-    pub fn query(&mut self) -> Query {
+    /// A query, with `AS OF` when its answer depends on the day (and often
+    /// otherwise too on tables with EVENTS columns).
+    pub fn query(&mut self) -> Stmt {
+        let as_of = self.as_of();
+        self.today = Some(as_of.today());
+        let query = self.query_any();
+        self.today = None;
+        let p = if self.schema.has_events() { 0.8 } else { 0.1 };
+        let as_of = (!query.clock_free(&self.schema) || self.rng.random_bool(p)).then_some(as_of);
+        Stmt { query, as_of }
+    }
+
+    fn query_any(&mut self) -> Query {
         let analytics = self.rng.random_range(0..100);
         if analytics < 10 {
             return self.overlap_query();
@@ -764,11 +1037,14 @@ impl Gen {
     }
 
     /// A query that reads back every profile, for full-state comparisons.
-    pub fn everything(&self) -> Query {
-        Query::Rows {
-            fields: None,
-            filter: None,
-            limit: None,
+    pub fn everything(&self) -> Stmt {
+        Stmt {
+            query: Query::Rows {
+                fields: None,
+                filter: None,
+                limit: None,
+            },
+            as_of: None,
         }
     }
 
@@ -825,6 +1101,16 @@ impl Gen {
                 Ty::Ts => Lit::Str("yesterday".into()),
                 Ty::Float => Lit::Str("1.5".into()),
                 Ty::Bool => Lit::Int(1),
+                Ty::Events => match self.rng.random_range(0..4) {
+                    0 => Lit::Str("baking".into()),
+                    // `[]` is a SET literal, no list of events.
+                    1 => Lit::Set(Vec::new()),
+                    2 => Lit::Set(vec!["2026-07-01:baking".into()]),
+                    _ => Lit::Events {
+                        events: vec![(Lit::Str("baking".into()), Lit::Str("yesterday".into()))],
+                        list: self.rng.random_bool(0.5),
+                    },
+                },
             };
         }
         let at = self.rng.random_range(0..=rows.len());

@@ -4,8 +4,13 @@
 //! (two-valued logic: a comparison is false on NULL, `NOT p` is true exactly
 //! when `p` is false).
 //!
+//! `EVENTS<TEXT>` cells are sets of (UTC day, value); every `HAS` on them
+//! counts only the days of its window up to the statement's today (the day
+//! of `AS OF`, or of the clock for writes) and, with a table's
+//! `retention_days = r`, from today − r + 1 on.
+//!
 //! Nothing here uses the engine's code: literal conversion (including
-//! ISO-8601 timestamps) is done independently.
+//! ISO-8601 timestamps and UTC days) is done independently.
 
 use cohortdb::Value;
 use std::cmp::Ordering;
@@ -20,10 +25,20 @@ pub enum Ty {
     Ts,
     Float,
     Bool,
+    /// `EVENTS<TEXT>`
+    Events,
 }
 
 impl Ty {
-    pub const ALL: [Ty; 6] = [Ty::Text, Ty::Set, Ty::Int, Ty::Ts, Ty::Float, Ty::Bool];
+    pub const ALL: [Ty; 7] = [
+        Ty::Text,
+        Ty::Set,
+        Ty::Int,
+        Ty::Ts,
+        Ty::Float,
+        Ty::Bool,
+        Ty::Events,
+    ];
 
     /// GROUP BY works on these.
     pub fn groupable(self) -> bool {
@@ -64,6 +79,8 @@ pub struct Schema {
     pub style: IdentStyle,
     /// Named segments on the table: name -> (definition, materialized).
     pub segments: BTreeMap<String, (Pred, bool)>,
+    /// The table's `retention_days` option.
+    pub retention: Option<i64>,
 }
 
 impl Schema {
@@ -98,6 +115,43 @@ impl Schema {
     pub fn table_ref(&self) -> String {
         self.ident(&self.table)
     }
+
+    pub fn has_events(&self) -> bool {
+        self.columns.iter().any(|c| c.ty == Ty::Events)
+    }
+
+    /// Whether a checkpoint would expire events the model still holds: the
+    /// engine expires by the wall clock, long after the generated days, so
+    /// such tables are never checkpointed (a huge retention expires nothing).
+    pub fn expiry_risk(&self) -> bool {
+        self.has_events() && self.retention.is_some_and(|r| r < NO_EXPIRY_DAYS)
+    }
+}
+
+/// A retention this long expires none of the generated events at the clock.
+pub const NO_EXPIRY_DAYS: i64 = 100_000;
+
+const DAY_SECONDS: i64 = 86_400;
+
+/// The UTC day of an instant (days since 1970-01-01).
+pub fn day_of(secs: i64) -> i64 {
+    secs.div_euclid(DAY_SECONDS)
+}
+
+/// Today by the system clock: the statement's today for writes and for
+/// queries without `AS OF`.
+pub fn clock_day() -> i64 {
+    let secs = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_secs();
+    day_of(secs as i64)
+}
+
+/// The engine's rendering of one event: `YYYY-MM-DD:value`.
+pub fn event_tag(day: i64, value: &str) -> String {
+    let (y, m, d) = civil_from_days(day);
+    format!("{y:04}-{m:02}-{d:02}:{value}")
 }
 
 /// A stored (non-NULL) value.
@@ -109,6 +163,8 @@ pub enum Mv {
     Ts(i64),
     Float(f64),
     Bool(bool),
+    /// An EVENTS<TEXT> cell: (UTC day, value) pairs.
+    Events(BTreeSet<(i64, String)>),
 }
 
 impl Mv {
@@ -116,6 +172,11 @@ impl Mv {
         match self {
             Mv::Text(s) => Value::Text(s.clone()),
             Mv::Set(s) => Value::Set(s.iter().cloned().collect()),
+            Mv::Events(e) => {
+                // Read back as its tags, sorted by their bytes like a SET.
+                let tags: BTreeSet<String> = e.iter().map(|(d, v)| event_tag(*d, v)).collect();
+                Value::Set(tags.into_iter().collect())
+            }
             Mv::Int(v) => Value::Int(*v),
             Mv::Ts(v) => Value::Timestamp(*v),
             Mv::Float(v) => Value::Float(*v),
@@ -157,6 +218,12 @@ pub enum Lit {
         text: String,
         secs: i64,
         keyword: bool,
+    },
+    /// `EVENT('value', time)` (one event, `list: false`) or
+    /// `[EVENT(...), ...]`; each event is (value string, time literal).
+    Events {
+        events: Vec<(Lit, Lit)>,
+        list: bool,
     },
 }
 
@@ -203,6 +270,25 @@ impl Lit {
                 ..
             } => format!("TIMESTAMP {}", quote(text)),
             Lit::Ts { text, .. } => quote(text),
+            Lit::Events { events, list } => {
+                let each: Vec<String> = events
+                    .iter()
+                    .map(|(v, t)| format!("EVENT({}, {})", v.sql(), t.sql()))
+                    .collect();
+                if *list || each.len() != 1 {
+                    format!("[{}]", each.join(", "))
+                } else {
+                    each.join("")
+                }
+            }
+        }
+    }
+
+    /// The instant a time literal names (an ISO-8601 string or seconds).
+    pub fn secs(&self) -> i64 {
+        match self {
+            Lit::Ts { secs, .. } | Lit::Int(secs) => *secs,
+            _ => panic!("generator bug: {self:?} is not a time"),
         }
     }
 
@@ -218,6 +304,12 @@ impl Lit {
             (Ty::Float, Lit::Int(v)) => Mv::Float(*v as f64),
             (Ty::Float, Lit::Float(text)) => Mv::Float(text.parse().expect("float literal")),
             (Ty::Bool, Lit::Bool(v)) => Mv::Bool(*v),
+            (Ty::Events, Lit::Events { events, .. }) => Mv::Events(
+                events
+                    .iter()
+                    .map(|(v, t)| (day_of(t.secs()), v.text().to_string()))
+                    .collect(),
+            ),
             _ => panic!("generator bug: literal {self:?} for a {ty:?} column"),
         })
     }
@@ -314,6 +406,17 @@ impl Op {
     }
 }
 
+/// The days an EVENTS `HAS` looks at (before the today / retention clamp).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Range {
+    /// `WITHIN n DAYS`: today and the n − 1 days before.
+    Within(u64),
+    /// `SINCE t`: from t's day on.
+    Since(Lit),
+    /// `BETWEEN t AND u`: t's day to u's day.
+    Between(Lit, Lit),
+}
+
 /// A WHERE clause.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Pred {
@@ -334,6 +437,21 @@ pub enum Pred {
     IsNull(Target, bool),
     /// `IN name`: a named segment (its definition is in the schema).
     InSegment(String),
+    /// `col HAS 'v' [ON AT LEAST k DAYS] [range]` on an EVENTS<TEXT> column.
+    Events {
+        col: usize,
+        value: Lit,
+        min_days: Option<u64>,
+        range: Option<Range>,
+    },
+}
+
+fn value_of_events(cell: Option<&Mv>) -> Option<&BTreeSet<(i64, String)>> {
+    match cell {
+        Some(Mv::Events(e)) => Some(e),
+        None => None,
+        Some(other) => panic!("model: {other:?} in an EVENTS column"),
+    }
 }
 
 fn lits_sql(lits: &[Lit]) -> String {
@@ -378,11 +496,32 @@ impl Pred {
                 format!("{} IS {}NULL", s.name(*t), if *neg { "NOT " } else { "" })
             }
             Pred::InSegment(name) => format!("IN {name}"),
+            Pred::Events {
+                col,
+                value,
+                min_days,
+                range,
+            } => {
+                let mut out = format!("{} HAS {}", s.col(*col), value.sql());
+                if let Some(k) = min_days {
+                    out.push_str(&format!(" ON AT LEAST {k} DAYS"));
+                }
+                match range {
+                    None => {}
+                    Some(Range::Within(n)) => out.push_str(&format!(" WITHIN {n} DAYS")),
+                    Some(Range::Since(t)) => out.push_str(&format!(" SINCE {}", t.sql())),
+                    Some(Range::Between(t, u)) => {
+                        out.push_str(&format!(" BETWEEN {} AND {}", t.sql(), u.sql()))
+                    }
+                }
+                out
+            }
         }
     }
 
-    /// Whether profile `id` with values `row` satisfies the predicate.
-    pub fn eval(&self, s: &Schema, id: &str, row: &[Option<Mv>]) -> bool {
+    /// Whether profile `id` with values `row` satisfies the predicate when
+    /// the statement's today is `today` (a UTC day).
+    pub fn eval(&self, s: &Schema, id: &str, row: &[Option<Mv>], today: i64) -> bool {
         let value = |c: usize| row[c].as_ref();
         let ty = |c: usize| s.columns[c].ty;
         let set = |c: usize| match value(c) {
@@ -391,10 +530,10 @@ impl Pred {
             Some(other) => panic!("model: {other:?} in a SET column"),
         };
         match self {
-            Pred::And(ps) => ps.iter().all(|p| p.eval(s, id, row)),
-            Pred::Or(ps) => ps.iter().any(|p| p.eval(s, id, row)),
-            Pred::Not(p) => !p.eval(s, id, row),
-            Pred::Paren(p) => p.eval(s, id, row),
+            Pred::And(ps) => ps.iter().all(|p| p.eval(s, id, row, today)),
+            Pred::Or(ps) => ps.iter().any(|p| p.eval(s, id, row, today)),
+            Pred::Not(p) => !p.eval(s, id, row, today),
+            Pred::Paren(p) => p.eval(s, id, row, today),
             Pred::Cmp(Target::Key, op, l) => match op {
                 Op::Eq => id == l.text(),
                 Op::Ne | Op::NeAlt => id != l.text(),
@@ -423,7 +562,54 @@ impl Pred {
             Pred::HasAll(c, ls) => set(*c).is_some_and(|t| ls.iter().all(|l| t.contains(l.text()))),
             Pred::IsNull(Target::Key, neg) => *neg,
             Pred::IsNull(Target::Col(c), neg) => value(*c).is_none() != *neg,
-            Pred::InSegment(name) => s.segments[name].0.eval(s, id, row),
+            Pred::InSegment(name) => s.segments[name].0.eval(s, id, row, today),
+            Pred::Events {
+                col,
+                value,
+                min_days,
+                range,
+            } => {
+                let Some(events) = value_of_events(row[*col].as_ref()) else {
+                    return false;
+                };
+                // The window [from, to], then clamped to today and retention.
+                let (mut from, mut to) = match range {
+                    None => (i64::MIN, i64::MAX),
+                    Some(Range::Within(n)) => {
+                        let n = i64::try_from(*n).unwrap_or(i64::MAX);
+                        (today.saturating_sub(n).saturating_add(1), today)
+                    }
+                    Some(Range::Since(t)) => (day_of(t.secs()), i64::MAX),
+                    Some(Range::Between(t, u)) => (day_of(t.secs()), day_of(u.secs())),
+                };
+                to = to.min(today);
+                if let Some(r) = s.retention {
+                    from = from.max(today - r + 1);
+                }
+                let v = value.text();
+                let days: BTreeSet<i64> = events
+                    .iter()
+                    .filter(|(d, x)| x == v && (from..=to).contains(d))
+                    .map(|(d, _)| *d)
+                    .collect();
+                days.len() as u64 >= min_days.unwrap_or(1)
+            }
+        }
+    }
+
+    /// Whether the answer does not depend on the statement's today, as long
+    /// as today is after every generated event: no `WITHIN`, no retention
+    /// clamp, in this predicate and the segments it uses. Writes (bound with
+    /// the clock) only get such predicates.
+    pub fn clock_free(&self, s: &Schema) -> bool {
+        match self {
+            Pred::And(ps) | Pred::Or(ps) => ps.iter().all(|p| p.clock_free(s)),
+            Pred::Not(p) | Pred::Paren(p) => p.clock_free(s),
+            Pred::InSegment(name) => s.segments[name].0.clock_free(s),
+            Pred::Events { range, .. } => {
+                s.retention.is_none() && !matches!(range, Some(Range::Within(_)))
+            }
+            _ => true,
         }
     }
 
@@ -539,18 +725,20 @@ pub struct Model {
 }
 
 impl Model {
-    /// The ids of the profiles `filter` selects (all without one).
-    pub fn matching(&self, s: &Schema, filter: Option<&Pred>) -> Vec<String> {
+    /// The ids of the profiles `filter` selects (all without one) when today is `today`.
+    pub fn matching(&self, s: &Schema, filter: Option<&Pred>, today: i64) -> Vec<String> {
         self.rows
             .iter()
-            .filter(|(id, row)| filter.is_none_or(|p| p.eval(s, id, row)))
+            .filter(|(id, row)| filter.is_none_or(|p| p.eval(s, id, row, today)))
             .map(|(id, _)| id.clone())
             .collect()
     }
 
     /// Applies a write; returns the number of profiles it reports as affected
-    /// (rows of an INSERT, matched profiles of an UPDATE or DELETE).
+    /// (rows of an INSERT, matched profiles of an UPDATE or DELETE). Writes
+    /// are bound with the clock: their today is the clock's.
     pub fn apply(&mut self, s: &Schema, w: &Write) -> u64 {
+        let today = clock_day();
         match w {
             Write::Insert { targets, rows } => {
                 for r in rows {
@@ -559,15 +747,22 @@ impl Model {
                     let width = s.columns.len();
                     let row = self.rows.entry(id).or_insert_with(|| vec![None; width]);
                     for (t, l) in targets.iter().zip(r) {
-                        if let Target::Col(c) = t {
-                            row[*c] = l.value_for(s.columns[*c].ty);
-                        }
+                        let Target::Col(c) = t else { continue };
+                        // Events accumulate: an INSERT adds to the profile's
+                        // (NULL still clears them).
+                        row[*c] = match (row[*c].take(), l.value_for(s.columns[*c].ty)) {
+                            (Some(Mv::Events(mut old)), Some(Mv::Events(new))) => {
+                                old.extend(new);
+                                Some(Mv::Events(old))
+                            }
+                            (_, new) => new,
+                        };
                     }
                 }
                 rows.len() as u64
             }
             Write::Update { assigns, filter } => {
-                let ids = self.matching(s, filter.as_ref());
+                let ids = self.matching(s, filter.as_ref(), today);
                 for id in &ids {
                     let row = self.rows.get_mut(id).unwrap();
                     for a in assigns {
@@ -592,7 +787,7 @@ impl Model {
                 ids.len() as u64
             }
             Write::Delete { filter } => {
-                let ids = self.matching(s, filter.as_ref());
+                let ids = self.matching(s, filter.as_ref(), today);
                 for id in &ids {
                     self.rows.remove(id);
                 }

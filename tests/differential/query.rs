@@ -1,7 +1,9 @@
 //! Queries the generator makes, their SQL, the model's answer for them, and
 //! the comparison of an answer with the engine's.
 
-use super::model::{cell_value, compare, Model, Mv, Pred, Schema, Target, Ty};
+use super::model::{
+    cell_value, clock_day, compare, day_of, Lit, Model, Mv, Pred, Schema, Target, Ty,
+};
 use cohortdb::query::OutColumn;
 use cohortdb::{ColumnType, Value};
 use std::cmp::Ordering;
@@ -210,11 +212,50 @@ impl OverlapItem {
         }
     }
 
-    fn holds(&self, s: &Schema, id: &str, row: &[Option<Mv>]) -> bool {
+    fn holds(&self, s: &Schema, id: &str, row: &[Option<Mv>], today: i64) -> bool {
         match self {
-            OverlapItem::Segment(name) => s.segments[name].0.eval(s, id, row),
-            OverlapItem::Pred(p) => p.eval(s, id, row),
+            OverlapItem::Segment(name) => s.segments[name].0.eval(s, id, row, today),
+            OverlapItem::Pred(p) => p.eval(s, id, row, today),
         }
+    }
+
+    fn clock_free(&self, s: &Schema) -> bool {
+        match self {
+            OverlapItem::Segment(name) => s.segments[name].0.clock_free(s),
+            OverlapItem::Pred(p) => p.clock_free(s),
+        }
+    }
+}
+
+/// `AS OF t` at the end of a query: the statement's now, so its today is
+/// the UTC day of `t` (a time literal: ISO-8601, `TIMESTAMP '...'` or seconds).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AsOf(pub Lit);
+
+impl AsOf {
+    pub fn today(&self) -> i64 {
+        day_of(self.0.secs())
+    }
+}
+
+/// A query as run: with `AS OF` or (today by the clock) without.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stmt {
+    pub query: Query,
+    pub as_of: Option<AsOf>,
+}
+
+impl Stmt {
+    pub fn sql(&self, s: &Schema) -> String {
+        match &self.as_of {
+            Some(a) => format!("{} AS OF {}", self.query.sql(s), a.0.sql()),
+            None => self.query.sql(s),
+        }
+    }
+
+    pub fn expect(&self, s: &Schema, model: &Model) -> Expectation {
+        let today = self.as_of.as_ref().map_or_else(clock_day, AsOf::today);
+        self.query.expect_at(s, model, today)
     }
 }
 
@@ -329,6 +370,21 @@ fn order_values(a: &Value, b: &Value) -> Ordering {
 }
 
 impl Query {
+    /// Whether the answer does not depend on the statement's today (see
+    /// [`Pred::clock_free`]): then the query may go without `AS OF`.
+    pub fn clock_free(&self, s: &Schema) -> bool {
+        let free = |p: &Option<Pred>| p.as_ref().is_none_or(|p| p.clock_free(s));
+        match self {
+            Query::Aggs { filter, .. }
+            | Query::Groups { filter, .. }
+            | Query::Rows { filter, .. } => free(filter),
+            Query::Overlap { items, base, .. } => {
+                free(base) && items.iter().all(|(i, _)| i.clock_free(s))
+            }
+            Query::Top { filter, within, .. } => free(filter) && free(within),
+        }
+    }
+
     pub fn sql(&self, s: &Schema) -> String {
         match self {
             Query::Aggs { items, filter } => format!(
@@ -451,13 +507,18 @@ impl Query {
         }
     }
 
-    /// The model's answer.
+    /// The model's answer without `AS OF` (today by the clock).
     pub fn expect(&self, s: &Schema, model: &Model) -> Expectation {
+        self.expect_at(s, model, clock_day())
+    }
+
+    /// The model's answer when the statement's today is `today`.
+    pub fn expect_at(&self, s: &Schema, model: &Model, today: i64) -> Expectation {
         let filtered = |filter: &Option<Pred>| -> Vec<(&String, &Vec<Option<Mv>>)> {
             model
                 .rows
                 .iter()
-                .filter(|(id, row)| filter.as_ref().is_none_or(|p| p.eval(s, id, row)))
+                .filter(|(id, row)| filter.as_ref().is_none_or(|p| p.eval(s, id, row, today)))
                 .collect()
         };
         match self {
@@ -621,7 +682,7 @@ impl Query {
                 matrix,
                 ..
             } => Expectation {
-                expected: expect_overlap(s, &filtered(base), items, *matrix),
+                expected: expect_overlap(s, &filtered(base), items, *matrix, today),
                 approx: Vec::new(),
             },
             Query::Top {
@@ -633,9 +694,8 @@ impl Query {
                 min_count,
             } => Expectation {
                 expected: Expected::Ordered(expect_top(
-                    s,
                     &filtered(within),
-                    filter,
+                    |id, row| filter.as_ref().is_none_or(|p| p.eval(s, id, row, today)),
                     *col,
                     *n,
                     by_lift.unwrap_or(false),
@@ -653,6 +713,7 @@ fn expect_overlap(
     base: &[(&String, &Vec<Option<Mv>>)],
     items: &[(OverlapItem, Option<String>)],
     matrix: bool,
+    today: i64,
 ) -> Expected {
     let names: Vec<String> = items
         .iter()
@@ -667,7 +728,12 @@ fn expect_overlap(
     // Membership of every base profile, item by item.
     let member: Vec<Vec<bool>> = base
         .iter()
-        .map(|(id, row)| items.iter().map(|(i, _)| i.holds(s, id, row)).collect())
+        .map(|(id, row)| {
+            items
+                .iter()
+                .map(|(i, _)| i.holds(s, id, row, today))
+                .collect()
+        })
         .collect();
     let in_both = |i: usize, j: usize| member.iter().filter(|m| m[i] && m[j]).count() as u64;
     let int = |n: u64| Value::Int(n as i64);
@@ -720,10 +786,10 @@ fn expect_overlap(
 }
 
 /// TOP over the profiles of the base, computed profile by profile.
+/// `in_segment` says whether a profile is in the segment (the WHERE).
 fn expect_top(
-    s: &Schema,
     base: &[(&String, &Vec<Option<Mv>>)],
-    filter: &Option<Pred>,
+    in_segment: impl Fn(&str, &[Option<Mv>]) -> bool,
     col: usize,
     n: u64,
     by_lift: bool,
@@ -739,7 +805,7 @@ fn expect_top(
     let mut counts: BTreeMap<String, (u64, u64)> = BTreeMap::new();
     let mut segment = 0u64;
     for (id, row) in base {
-        let inside = filter.as_ref().is_none_or(|p| p.eval(s, id, row));
+        let inside = in_segment(id, row);
         segment += u64::from(inside);
         for v in values(row) {
             let e = counts.entry(v).or_default();

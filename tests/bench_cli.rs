@@ -517,3 +517,49 @@ fn bench_help_and_usage_errors() {
         stderr(&missing)
     );
 }
+
+#[test]
+fn bench_load_runs_every_kind_of_operation_without_errors() {
+    let out = bench(
+        &[
+            "load",
+            "--profiles",
+            "3000",
+            "--connections",
+            "4",
+            "--duration",
+            "2s",
+        ],
+        None,
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("4 connections"), "{stdout}");
+    assert!(stdout.contains(", 0 errors"), "{stdout}");
+    for kind in [
+        "insert (new profile)",
+        "upsert (existing profile)",
+        "segment count",
+        "overlap of 3",
+        "top 5 by lift",
+        "export (<= 1000 ids)",
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(kind))
+            .unwrap_or_else(|| panic!("no {kind} line in {stdout}"));
+        let ops: u64 = line[kind.len()..]
+            .split_whitespace()
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        assert!(ops > 0, "{line}");
+    }
+    let usage = bench(&["load", "--duration", "soon"], None);
+    assert_eq!(usage.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&usage.stderr).contains("is not a duration"));
+}

@@ -95,8 +95,5 @@ fn users_created_in_cohortql_must_authenticate() {
     let mut ann = server.client_as("ann", "pa'ss").unwrap();
     assert_eq!(ann.role, "analyst");
     // An analyst may not manage users (tests/privacy.rs covers the roles).
-    assert_eq!(
-        ann.execute("DROP USER ann").unwrap_err().code(),
-        Some(1004)
-    );
+    assert_eq!(ann.execute("DROP USER ann").unwrap_err().code(), Some(1004));
 }

@@ -15,7 +15,8 @@
 //!   for a faster ingest path); [`embedded`]: the in-process server;
 //! - [`run`]: one bench run; [`report`]: its table and JSON forms;
 //!   [`plot`]: the SVG chart of a `--scale` run; [`emit`]: the generated
-//!   audience written as CSV.
+//!   audience written as CSV; [`workload`]: `bench load`, sustained mixed
+//!   load from many connections.
 //!
 //! Invariant: a run whose answers are not all right reports failure (the
 //! CLI exits 1), whatever its timings.
@@ -33,6 +34,7 @@ pub mod report;
 pub mod rng;
 pub mod run;
 pub mod stream;
+pub mod workload;
 
 pub use run::{run, BenchOptions, BenchReport, Source, Target};
 

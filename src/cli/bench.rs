@@ -13,7 +13,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct BenchArgs {
+    #[command(subcommand)]
+    pub mode: Option<BenchMode>,
     /// Profiles to generate
     #[arg(long, default_value_t = 1_000_000, conflicts_with_all = ["csv", "scale"])]
     pub profiles: u64,
@@ -80,8 +83,111 @@ fn parse_query(s: &str) -> Result<Query, String> {
     Query::parse(s).ok_or_else(|| format!("unknown query '{s}'; expected Q1 to Q8"))
 }
 
+/// Other benchmarks than Q1–Q8.
+#[derive(Debug, clap::Subcommand)]
+pub enum BenchMode {
+    /// Sustained mixed load (writes, counts, overlaps, TOP, exports) from many connections
+    Load(Box<LoadArgs>),
+}
+
+#[derive(Debug, Args)]
+pub struct LoadArgs {
+    /// Profiles of the standard audience loaded before the run
+    #[arg(long, default_value_t = 100_000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub profiles: u64,
+    /// Seed of the generator
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// A running server [default: start one in this process]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
+    pub addr: Option<String>,
+    /// User name for --addr (when the server has users)
+    #[arg(long, requires = "addr")]
+    pub user: Option<String>,
+    /// Name of the environment variable that holds the password (with --user)
+    #[arg(long, value_name = "VAR", requires = "user")]
+    pub password_env: Option<String>,
+    /// Data directory of the in-process server, kept afterwards [default: a temporary one]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Concurrent client connections
+    #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    pub connections: u64,
+    /// How long to run: seconds, or a number with s, m or h (e.g. 30s, 10m)
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    pub duration: std::time::Duration,
+}
+
+fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
+    let t = text.trim();
+    let (number, unit) = match t.find(|c: char| !c.is_ascii_digit()) {
+        Some(i) => t.split_at(i),
+        None => (t, "s"),
+    };
+    let n: u64 = number
+        .parse()
+        .map_err(|_| format!("{text:?} is not a duration (e.g. 30s, 10m, 1h)"))?;
+    let seconds = match unit {
+        "s" => n,
+        "m" => n * 60,
+        "h" => n * 3600,
+        _ => return Err(format!("{text:?} is not a duration (e.g. 30s, 10m, 1h)")),
+    };
+    if seconds == 0 {
+        return Err("the duration must be at least 1 s".into());
+    }
+    Ok(std::time::Duration::from_secs(seconds))
+}
+
+fn bench_load(args: LoadArgs) -> Result<ExitCode, String> {
+    let target = match args.addr {
+        Some(addr) => Target::Remote {
+            addr,
+            user: args.user.unwrap_or_default(),
+            password: match &args.password_env {
+                Some(var) => std::env::var(var).map_err(|_| {
+                    format!("the environment variable {var} (--password-env) is not set")
+                })?,
+                None => String::new(),
+            },
+        },
+        None => Target::Embedded {
+            data_dir: args.data_dir,
+        },
+    };
+    let options = crate::bench::workload::WorkloadOptions {
+        load: BenchOptions {
+            source: Source::Generated {
+                profiles: args.profiles,
+                seed: args.seed,
+            },
+            target,
+            runs: 1,
+            stages: Vec::new(),
+            queries: vec![Query::Q1],
+            reuse: true,
+            threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            limits: LoadLimits::default(),
+            progress: true,
+        },
+        connections: usize::try_from(args.connections).unwrap_or(64),
+        duration: args.duration,
+    };
+    let report = crate::bench::workload::run_workload(&options).map_err(|e| e.to_string())?;
+    print!("{}", crate::bench::workload::table(&report));
+    Ok(if report.errors == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
 pub fn run(args: BenchArgs) -> ExitCode {
-    match bench(args) {
+    let result = match args.mode {
+        Some(BenchMode::Load(load)) => bench_load(*load),
+        None => bench(args),
+    };
+    match result {
         Ok(code) => code,
         Err(message) => {
             eprintln!("cohortdb bench: {message}");

@@ -355,3 +355,49 @@ fn concurrent_writers_share_group_commits_and_lose_nothing() {
         Value::Int(39)
     );
 }
+
+#[test]
+fn a_query_over_its_memory_limit_fails_clearly_and_nothing_else_does() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let db = cohortdb::Database::open(
+        dir.path(),
+        cohortdb::Options {
+            durability: cohortdb::Durability::Off,
+            background: false,
+            query_memory_limit: Some(256 << 10),
+            ..cohortdb::Options::default()
+        },
+    )
+    .expect("open");
+    let values: Vec<String> = (0..5000)
+        .map(|i| format!("('p{i}', 'note-{i}', '{}')", ["NL", "BE"][i % 2]))
+        .collect();
+    db.execute(&format!(
+        "CREATE TABLE t (id TEXT PRIMARY KEY, note TEXT, country TEXT);
+         INSERT INTO t (id, note, country) VALUES {}",
+        values.join(", ")
+    ))
+    .expect("setup");
+    // 5000 groups do not fit in 256 KiB...
+    let e = db
+        .execute("SELECT note, COUNT(*) FROM t GROUP BY note")
+        .expect_err("over the limit")
+        .to_string();
+    assert!(
+        e.starts_with("the query needs more than the 256 KiB a query may use ("),
+        "{e}"
+    );
+    assert!(e.contains("raise --query-memory-limit"), "{e}");
+    // ...two do, and rows stream whatever their number.
+    assert_eq!(
+        db.execute("SELECT country, COUNT(*) FROM t GROUP BY country")
+            .expect("small group by")
+            .len(),
+        1
+    );
+    let rows = match db.execute("SELECT id FROM t").expect("rows").remove(0) {
+        cohortdb::query::Output::Rows(r) => r,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(rows.collect_all().expect("all rows").len(), 5000);
+}

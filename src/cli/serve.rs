@@ -49,7 +49,13 @@ pub struct ServeArgs {
     /// Default per-query timeout in milliseconds, 0 = none [default: 0]
     #[arg(long)]
     pub query_timeout_ms: Option<u64>,
+    /// Memory one query may use for intermediate results (GROUP BY groups), in MiB, 0 = no limit [default: 1024]
+    #[arg(long, value_name = "MIB")]
+    pub query_memory_limit: Option<u64>,
 }
+
+/// The server's default limit on one query's intermediate results.
+const DEFAULT_QUERY_MEMORY_MIB: u64 = 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -64,6 +70,7 @@ struct FileConfig {
     max_statement_bytes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     query_timeout_ms: Option<u64>,
+    query_memory_limit: Option<u64>,
 }
 
 fn load_config(path: &Path) -> Result<FileConfig, String> {
@@ -126,7 +133,16 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
     if let Some(path) = args.auth.or(file.auth) {
         config.users = load_auth_file(&path)?;
     }
-    let db = Database::open(&data_dir, Options::default().durability(durability))
+    let query_memory_mib = args
+        .query_memory_limit
+        .or(file.query_memory_limit)
+        .unwrap_or(DEFAULT_QUERY_MEMORY_MIB);
+    let options = Options {
+        query_memory_limit: (query_memory_mib > 0)
+            .then(|| query_memory_mib.saturating_mul(1 << 20)),
+        ..Options::default().durability(durability)
+    };
+    let db = Database::open(&data_dir, options)
         .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;
     if let Some((file, offset, reason)) = &db.recovery_report().torn_tail {
         eprintln!(

@@ -281,6 +281,11 @@ impl Database {
         self.inner.checkpoint()
     }
 
+    /// The memory one query may use for intermediate results, if limited.
+    pub fn query_memory_limit(&self) -> Option<u64> {
+        self.inner.options.query_memory_limit
+    }
+
     /// The last error of a background checkpoint, if any.
     pub fn background_error(&self) -> Option<String> {
         self.inner.background_error.lock().clone()

@@ -58,6 +58,10 @@ pub struct Options {
     pub background: bool,
     /// Checkpoint when the database is closed or dropped.
     pub checkpoint_on_close: bool,
+    /// The most memory one query may build up in intermediate results
+    /// (GROUP BY groups), in bytes; `None`: no limit. A query that needs
+    /// more fails with an error saying so.
+    pub query_memory_limit: Option<u64>,
 }
 
 impl Default for Options {
@@ -68,6 +72,7 @@ impl Default for Options {
             compress_blocks: true,
             background: true,
             checkpoint_on_close: true,
+            query_memory_limit: None,
         }
     }
 }

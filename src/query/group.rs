@@ -7,7 +7,7 @@
 //! with `intersection_len` and never builds the group's bitmap.
 
 use super::bind::{Agg, GroupOut};
-use super::error::QueryResult;
+use super::error::{QueryError, QueryResult};
 use super::exec::{aggregate, AggState};
 use crate::engine::{ShardSnapshot, Value};
 use crate::storage::schema::{ColumnType, TableSchema};
@@ -188,8 +188,35 @@ fn descend(
     Ok(())
 }
 
-/// Merges shard groups into `into`.
-pub fn merge(into: &mut Groups, from: Groups) {
+/// The memory a query's groups may take, and what they take so far.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Budget {
+    pub limit: Option<u64>,
+    pub used: u64,
+}
+
+/// About what one group costs in memory: its map node, key and states.
+fn group_bytes(key: &[KeyPart], states: &[AggState]) -> u64 {
+    let text = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+    let key_bytes: usize = key
+        .iter()
+        .map(|k| match k {
+            KeyPart::Text(s) => 24 + s.len(),
+            _ => 24,
+        })
+        .sum();
+    let state_bytes: usize = states
+        .iter()
+        .map(|s| match s {
+            AggState::TextMin(t) | AggState::TextMax(t) => 40 + text(t),
+            _ => 40,
+        })
+        .sum();
+    (96 + key_bytes + state_bytes) as u64
+}
+
+/// Merges shard groups into `into`, within `budget`.
+pub fn merge(into: &mut Groups, from: Groups, budget: &mut Budget) -> QueryResult<()> {
     for (k, states) in from {
         match into.get_mut(&k) {
             Some(existing) => {
@@ -198,10 +225,24 @@ pub fn merge(into: &mut Groups, from: Groups) {
                 }
             }
             None => {
+                budget.used += group_bytes(&k, &states);
+                if let Some(limit) = budget.limit.filter(|l| budget.used > *l) {
+                    let size = if limit % (1 << 20) == 0 {
+                        format!("{} MiB", limit >> 20)
+                    } else {
+                        format!("{} KiB", limit.div_ceil(1 << 10))
+                    };
+                    return Err(QueryError::Limit(format!(
+                        "the query needs more than the {size} a query may use ({} groups so far); \
+                         narrow the WHERE, group by fewer or coarser columns, or raise --query-memory-limit",
+                        into.len() + 1
+                    )));
+                }
                 into.insert(k, states);
             }
         }
     }
+    Ok(())
 }
 
 /// Orders values for ORDER BY: NULL after everything, numbers numerically.

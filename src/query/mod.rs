@@ -112,7 +112,7 @@ impl Database {
                 };
                 let (query, count_at, appended) = suppress::with_count(query);
                 let rules = suppress::query_rules(&query, count_at);
-                let out = run::run_query(snapshot, query)?;
+                let out = run::run_query_within(snapshot, query, self.query_memory_limit())?;
                 let out = apply(out, &rules, |_| Some(k))?;
                 Ok(vec![if appended {
                     suppress::drop_last_column(out)?
@@ -397,7 +397,9 @@ impl Database {
                     affected: summary.deleted,
                 }
             }
-            Bound::Select(query) => run::run_query(&snapshot, query)?,
+            Bound::Select(query) => {
+                run::run_query_within(&snapshot, query, self.query_memory_limit())?
+            }
             Bound::Explain(query) => explain::explain(&snapshot, &query)?,
             Bound::CreateSegment { def, replace } => {
                 segments::store(self, &def)?;

@@ -23,6 +23,16 @@ pub fn selected(filter: Option<&Resolved>, shard: &ShardSnapshot) -> QueryResult
 }
 
 pub fn run_query(snapshot: &Snapshot, query: Query) -> QueryResult<Output> {
+    run_query_within(snapshot, query, None)
+}
+
+/// [`run_query`] with at most `memory_limit` bytes of intermediate results
+/// (GROUP BY groups).
+pub fn run_query_within(
+    snapshot: &Snapshot,
+    query: Query,
+    memory_limit: Option<u64>,
+) -> QueryResult<Output> {
     let table = snapshot.table(&query.table)?;
     let filter = query.filter.as_ref().map(|f| resolve_keys(f, &table));
     match query.shape {
@@ -64,8 +74,12 @@ pub fn run_query(snapshot: &Snapshot, query: Query) -> QueryResult<Output> {
                 group_shard(schema, &keys, &outputs, shard, &rows)
             })?;
             let mut all = Groups::new();
+            let mut budget = super::group::Budget {
+                limit: memory_limit,
+                used: 0,
+            };
             for g in per {
-                merge(&mut all, g);
+                merge(&mut all, g, &mut budget)?;
             }
             let rows = finish(all, &outputs, &order, limit)?;
             Ok(Output::Rows(Rows::from_vec(query.columns, rows)))

@@ -15,7 +15,8 @@
 //!
 //! The sleeps only pick kill moments; every assertion is exact. The child is
 //! this test binary itself running the ignored test `crash_child` (a no-op
-//! unless `COHORT_CRASH_DIR` is set). `COHORT_CRASH_SEED` picks another seed.
+//! unless `COHORT_CRASH_DIR` is set). `COHORT_CRASH_SEED` picks another seed
+//! and `COHORT_CRASH_CYCLES` another number of kills (25 in CI).
 
 use cohortdb::engine::check::check;
 use cohortdb::{Batch, ColumnType, Database, Options, TableSchema, Value};
@@ -31,6 +32,8 @@ use std::time::{Duration, Instant};
 const DIR_ENV: &str = "COHORT_CRASH_DIR";
 const START_ENV: &str = "COHORT_CRASH_START";
 const SEED_ENV: &str = "COHORT_CRASH_SEED";
+/// Overrides [`CYCLES`] for long runs (docs/reliability.md).
+const CYCLES_ENV: &str = "COHORT_CRASH_CYCLES";
 const TABLE: &str = "profiles";
 const COUNTER: &str = "counter";
 /// Kill/restart cycles.
@@ -297,6 +300,10 @@ fn acknowledged_batches_survive_sigkill_and_no_batch_is_half_applied() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(0xC0_4057_u64);
+    let cycles = std::env::var(CYCLES_ENV)
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(CYCLES);
     let mut rng = StdRng::seed_from_u64(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path();
@@ -310,7 +317,7 @@ fn acknowledged_batches_survive_sigkill_and_no_batch_is_half_applied() {
     let mut present = 0u64;
     let mut acked_total = 0u64;
     let (mut torn_tails, mut mid_checkpoint, mut during_open, mut idle) = (0, 0, 0, 0);
-    for cycle in 0..CYCLES {
+    for cycle in 0..cycles {
         let start = present + 1;
         let (mut guard, lines, errors) = spawn_child(dir, start);
         let early = cycle % 6 == 5;
@@ -406,7 +413,7 @@ fn acknowledged_batches_survive_sigkill_and_no_batch_is_half_applied() {
     drop(db);
     assert!(acked_total > 0, "no batch was ever acknowledged");
     eprintln!(
-        "crash test (seed {seed}): {CYCLES} kills in {:.1?}; {present} batches survive, \
+        "crash test (seed {seed}): {cycles} kills in {:.1?}; {present} batches survive, \
          {acked_total} acknowledged; {during_open} kills during open, {mid_checkpoint} left an \
          interrupted checkpoint, {torn_tails} left a torn WAL tail, {idle} children had finished \
          their {MAX_BATCHES_PER_RUN} batches",

@@ -29,16 +29,27 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = tmp_path(path);
     {
         let mut file = File::create(&tmp).map_err(|e| StorageError::io(&tmp, e))?;
-        file.write_all(bytes)
-            .map_err(|e| StorageError::io(&tmp, e))?;
+        match super::faults::check(path, super::faults::Op::Write) {
+            None => file.write_all(bytes),
+            Some(fault) => Err(super::faults::error(fault)),
+        }
+        .map_err(|e| StorageError::io(&tmp, e))?;
+        if let Some(fault) = super::faults::check(path, super::faults::Op::Sync) {
+            return Err(StorageError::io(&tmp, super::faults::error(fault)));
+        }
         file.sync_all().map_err(|e| StorageError::io(&tmp, e))?;
     }
     fs::rename(&tmp, path).map_err(|e| StorageError::io(path, e))?;
     sync_dir(parent(path))
 }
 
-/// Creates a new file for writing; fails if it already exists.
+/// Creates a new file for writing; fails if it already exists. (An
+/// injected write fault under the file's directory fails the creation, as
+/// a full disk would: see [`super::faults`].)
 pub fn create_new(path: &Path) -> Result<File> {
+    if let Some(fault) = super::faults::check(path, super::faults::Op::Write) {
+        return Err(StorageError::io(path, super::faults::error(fault)));
+    }
     OpenOptions::new()
         .write(true)
         .create_new(true)

@@ -13,6 +13,7 @@ pub mod codec;
 pub mod columnar;
 pub mod dictionary;
 pub mod error;
+pub mod faults;
 pub mod fs;
 pub mod hash;
 pub mod keys;

@@ -127,7 +127,16 @@ impl WalWriter {
         if self.buffer.is_empty() {
             return Ok(());
         }
-        let result = self.file.write_all(&self.buffer);
+        let result = match super::faults::check(&self.path, super::faults::Op::Write) {
+            None => self.file.write_all(&self.buffer),
+            Some(fault) => {
+                if fault == super::faults::Fault::ShortWrite {
+                    let half = self.buffer.len() / 2;
+                    let _ = self.file.write_all(&self.buffer[..half]);
+                }
+                Err(super::faults::error(fault))
+            }
+        };
         // Whatever happened, the buffer is either in the file or must not be retried
         // blindly: a partial write leaves the file in an unknown state.
         let written = self.buffer.len() as u64;
@@ -139,6 +148,9 @@ impl WalWriter {
 
     /// Makes every flushed record durable (fdatasync).
     pub fn sync(&mut self) -> Result<()> {
+        if let Some(fault) = super::faults::check(&self.path, super::faults::Op::Sync) {
+            return Err(StorageError::io(&self.path, super::faults::error(fault)));
+        }
         self.file
             .sync_data()
             .map_err(|e| StorageError::io(&self.path, e))

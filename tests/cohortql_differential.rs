@@ -39,6 +39,16 @@
 //!   base (every Venn region, every pair) and `OVERLAP MATRIX`, duplicate
 //!   names refused; `TOP n` of TEXT / SET<TEXT> columns by count and by
 //!   lift, with `WITHIN` and `MIN COUNT`.
+//! - Privacy and activation: tables with `consent_column` (a SET<TEXT>
+//!   column) and `min_audience`; `EXPORT` of a segment or predicate with
+//!   `COLUMNS`, `FOR PURPOSE` (required with consent, NULL consent holds
+//!   nothing) and `LIMIT`, each success logged as the last `SHOW EXPORTS`
+//!   row; `LOOKALIKE ... LIMIT n` (scores and ranking, ties in any order)
+//!   and `LOOKALIKE REACH` computed naively from the log-odds weights of
+//!   src/query/lookalike.rs, an empty seed refused; a quarter of the
+//!   queries run as an analyst: rows, exports, look-alike lists and id
+//!   conditions refused, counts below `min_audience` (and what is computed
+//!   from them) read `< k`, the other numbers as text.
 //! - Writes: upserting INSERT (duplicate ids within and across statements,
 //!   NULLs, empty sets), UPDATE with `c = v`, `s = s + [...]`,
 //!   `s = s - [...]` with and without WHERE, DELETE, and the affected
@@ -71,14 +81,15 @@
 
 mod differential;
 
-use cohortdb::query::Output;
+use cohortdb::query::{Output, Principal, Role};
 use cohortdb::{Database, Durability, Options, Value};
 use differential::gen::{Features, Gen};
 use differential::model::{
     Assign, Column, IdentStyle, Lit, Model, Op, Pred, Range, Schema, Target, Ty, Write,
 };
 use differential::query::{
-    check, check_types, Agg, AsOf, Expectation, Expected, Func, GItem, Order, OrderKey, Query, Stmt,
+    check, check_types, Agg, AsOf, Expectation, Expected, Func, GItem, Order, OrderKey,
+    OverlapItem, Query, Stmt,
 };
 use rand::Rng;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -91,6 +102,8 @@ const GENERATE_INT_EXTREMES: bool = true;
 const DEFAULT_SEEDS: u64 = 300;
 /// Statements (writes, checkpoints, reopens) per seed; each is followed by 1-3 queries.
 const STEPS_PER_SEED: usize = 120;
+/// The share of random queries run as an analyst.
+const ANALYST_QUERIES: f64 = 0.25;
 /// The first seed; seed `i` is `BASE_SEED + i`.
 const BASE_SEED: u64 = 0xC0_4027;
 
@@ -118,6 +131,18 @@ fn verbose() -> bool {
 /// result, or a value that does not have its column's type).
 fn engine_rows(db: &Database, sql: &str) -> Result<Result<Vec<Vec<Value>>, String>, String> {
     match db.execute(sql) {
+        Ok(outs) => rows_of(outs),
+        Err(e) => Ok(Err(e.to_string())),
+    }
+}
+
+/// Runs one query as the analyst `ada` (like [`engine_rows`]).
+fn analyst_rows(db: &Database, sql: &str) -> Result<Result<Vec<Vec<Value>>, String>, String> {
+    let ada = Principal {
+        user: "ada".into(),
+        role: Role::Analyst,
+    };
+    match db.execute_as(&ada, sql) {
         Ok(outs) => rows_of(outs),
         Err(e) => Ok(Err(e.to_string())),
     }
@@ -163,6 +188,8 @@ struct Case {
     informative: u64,
     /// Whether the open database checkpoints when it is closed.
     checkpoint_on_close: bool,
+    /// Successful EXPORTs so far: the rows `_exports` must hold.
+    exports: usize,
 }
 
 impl Case {
@@ -190,7 +217,11 @@ impl Case {
             queries: 0,
             informative: 0,
             checkpoint_on_close,
+            exports: 0,
         };
+        if verbose() {
+            eprintln!("[seed {seed}] {create}");
+        }
         if let Err(e) = case.db().execute(&create) {
             case.fail(&create, format!("CREATE TABLE failed: {e}"));
         }
@@ -293,6 +324,9 @@ impl Case {
         let affected = self.model.apply(schema, &w);
         let exp = q.expect(schema, &self.model);
         let result = self.db().execute(&sql);
+        if matches!(q.query, Query::Export { .. }) && !matches!(exp.expected, Expected::Error(_)) {
+            self.exports += 1;
+        }
         self.log.push(format!("{};", w.sql(schema)));
         self.statements += 1;
         self.queries += 1;
@@ -353,14 +387,31 @@ impl Case {
     }
 
     fn query(&mut self, q: &Stmt) {
+        self.query_as(q, false);
+    }
+
+    /// Runs a query as admin, or as an analyst (refusals and suppression,
+    /// [`Stmt::expect_analyst`]).
+    fn query_as(&mut self, q: &Stmt, analyst: bool) {
         let sql = q.sql(&self.gen.schema);
-        let exp: Expectation = q.expect(&self.gen.schema, &self.model);
-        let actual = match engine_rows(self.db(), &sql) {
+        let (exp, actual) = if analyst {
+            (
+                q.expect_analyst(&self.gen.schema, &self.model),
+                analyst_rows(self.db(), &sql),
+            )
+        } else {
+            (
+                q.expect(&self.gen.schema, &self.model),
+                engine_rows(self.db(), &sql),
+            )
+        };
+        let actual = match actual {
             Ok(actual) => actual,
             Err(e) => self.fail(&sql, e),
         };
         if verbose() {
-            eprintln!("[seed {}] {sql}\n    -> {actual:?}", self.seed);
+            let who = if analyst { " (as analyst)" } else { "" };
+            eprintln!("[seed {}]{who} {sql}\n    -> {actual:?}", self.seed);
         }
         if let Err(why) = check(&exp, &actual) {
             self.fail(
@@ -370,6 +421,45 @@ impl Case {
         }
         self.queries += 1;
         self.informative += u64::from(exp.informative());
+        if let Query::Export { purpose, .. } = &q.query {
+            if !analyst && !matches!(exp.expected, Expected::Error(_)) {
+                self.check_export_log(purpose.as_deref(), actual.map_or(0, |r| r.len()));
+            }
+        }
+    }
+
+    /// After a successful EXPORT of `profiles` profiles: `SHOW EXPORTS`
+    /// has one more row, the last, saying so.
+    fn check_export_log(&mut self, purpose: Option<&str>, profiles: usize) {
+        self.exports += 1;
+        let sql = "SHOW EXPORTS";
+        let log = match engine_rows(self.db(), sql) {
+            Ok(Ok(rows)) => rows,
+            Ok(Err(e)) => self.fail(sql, format!("SHOW EXPORTS failed: {e}")),
+            Err(e) => self.fail(sql, e),
+        };
+        let want = vec![
+            text("embedded"),
+            text(&self.gen.schema.table),
+            purpose.map_or(Value::Null, text),
+            Value::Int(profiles as i64),
+        ];
+        let last = log.last().map(|r| {
+            [1, 2, 4, 5]
+                .iter()
+                .map(|i| r.get(*i).cloned().unwrap_or(Value::Null))
+                .collect::<Vec<_>>()
+        });
+        if log.len() != self.exports || last.as_ref() != Some(&want) {
+            self.fail(
+                sql,
+                format!(
+                    "expected {} logged exports, the last (user, table, purpose, profiles) {want:?}; got {} rows, the last {last:?}",
+                    self.exports,
+                    log.len()
+                ),
+            );
+        }
     }
 
     /// A checkpoint, unless it would expire events (see [`Schema::expiry_risk`]).
@@ -392,6 +482,9 @@ impl Case {
         let sql = format!("{drop}; {create}");
         if let Err(e) = self.db().execute(&sql) {
             self.fail(&sql, format!("recreating the table failed: {e}"));
+        }
+        if verbose() {
+            eprintln!("[seed {}] {sql}", self.seed);
         }
         self.model = Model::default();
         self.create = create;
@@ -443,8 +536,16 @@ impl Case {
                 _ => {}
             }
             for _ in 0..self.gen.rng.random_range(1..=3) {
-                let q = self.gen.query();
-                self.query(&q);
+                let mut q = self.gen.query();
+                let analyst = self.gen.rng.random_bool(ANALYST_QUERIES);
+                // Mostly what an analyst may run; sometimes a refusal.
+                if analyst
+                    && matches!(q.query, Query::Rows { .. } | Query::Export { .. })
+                    && self.gen.rng.random_bool(0.8)
+                {
+                    q = self.gen.query();
+                }
+                self.query_as(&q, analyst);
             }
             if step % 20 == 19 {
                 let q = self.gen.everything();
@@ -540,6 +641,8 @@ fn hand_schema() -> Schema {
         style: IdentStyle::Plain,
         segments: Default::default(),
         retention: None,
+        consent: None,
+        min_audience: None,
     }
 }
 const COUNTRY: usize = 0;
@@ -969,6 +1072,8 @@ fn sum_overflow_is_an_error_in_the_model_and_the_engine() {
         style: IdentStyle::Plain,
         segments: Default::default(),
         retention: None,
+        consent: None,
+        min_audience: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), options(true)).unwrap();
@@ -1102,6 +1207,8 @@ fn hand_built_events(retention: Option<i64>) -> (tempfile::TempDir, Database, Sc
         style: IdentStyle::Plain,
         segments: Default::default(),
         retention,
+        consent: None,
+        min_audience: None,
     };
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(dir.path(), options(false)).unwrap();
@@ -1324,4 +1431,225 @@ fn the_model_clamps_events_to_the_retention() {
     check_ids(&db, &schema, &model, &q, &["u1", "u2", "u3", "u5"]);
     let q = ids_where(has("baking", None, None), nov(52, 0));
     check_ids(&db, &schema, &model, &q, &["u3"]);
+}
+
+// ---- privacy and activation: the docs' example (docs/cohortql.md) ----------
+
+/// The `crm` table of docs/cohortql.md without its PII column (which is
+/// never a feature nor exported): k1..k6, consent in `consent`.
+fn crm(min_audience: Option<u64>) -> (tempfile::TempDir, Database, Schema, Model) {
+    let col = |name: &str, ty| Column {
+        name: name.into(),
+        ty,
+    };
+    let schema = Schema {
+        table: "crm".into(),
+        key: "id".into(),
+        columns: vec![
+            col("country", Ty::Text),
+            col("interests", Ty::Set),
+            col("mobile", Ty::Bool),
+            col("consent", Ty::Set),
+        ],
+        style: IdentStyle::Plain,
+        segments: Default::default(),
+        retention: None,
+        consent: Some(3),
+        min_audience,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), options(true)).unwrap();
+    let k = min_audience
+        .map(|k| format!(", min_audience = {k}"))
+        .unwrap_or_default();
+    db.execute(&format!(
+        "CREATE TABLE crm (id TEXT PRIMARY KEY, country TEXT, interests SET<TEXT>, \
+         mobile BOOL, consent SET<TEXT>) WITH (consent_column = 'consent'{k})"
+    ))
+    .unwrap();
+    let row = |id: &str, c: &str, i: &[&str], m: bool, consent: &[&str]| {
+        vec![s(id), s(c), tags(i), Lit::Bool(m), tags(consent)]
+    };
+    let w = Write::Insert {
+        targets: std::iter::once(Target::Key)
+            .chain((0..4).map(Target::Col))
+            .collect(),
+        rows: vec![
+            row("k1", "NL", &["tea", "baking"], true, &["ads"]),
+            row("k2", "NL", &["tea"], true, &["ads", "analytics"]),
+            row("k3", "NL", &["tea", "baking"], false, &[]),
+            row("k4", "BE", &["golf"], false, &["ads"]),
+            row("k5", "BE", &["tea", "golf"], true, &["ads"]),
+            row("k6", "NL", &["baking"], true, &["ads"]),
+        ],
+    };
+    let mut model = Model::default();
+    model.apply(&schema, &w);
+    db.execute(&w.sql(&schema)).unwrap();
+    (dir, db, schema, model)
+}
+
+#[test]
+fn the_model_gives_the_documented_export_and_lookalike_answers() {
+    let (_dir, db, schema, model) = crm(None);
+    let bakers = OverlapItem::Pred(Pred::Has(1, s("baking")));
+    let export = |purpose: Option<&str>, columns: Vec<usize>| Stmt {
+        query: Query::Export {
+            audience: bakers.clone(),
+            on_table: true,
+            columns,
+            purpose: purpose.map(String::from),
+            limit: None,
+        },
+        as_of: None,
+    };
+    let cases = [
+        (
+            export(Some("ads"), vec![0]),
+            Expected::Unordered(vec![
+                vec![text("k1"), text("NL")],
+                vec![text("k6"), text("NL")],
+            ]),
+        ),
+        (export(Some("email"), vec![]), Expected::Unordered(vec![])),
+        (
+            export(None, vec![]),
+            Expected::Error("the table keeps consent: no purpose".into()),
+        ),
+    ];
+    for (q, want) in cases {
+        let sql = q.sql(&schema);
+        let exp = q.expect(&schema, &model);
+        assert_eq!(exp.expected, want, "the model's answer to {sql}");
+        check(&exp, &engine_rows(&db, &sql).unwrap()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    let seed = OverlapItem::Pred(Pred::And(vec![
+        Pred::Cmp(Target::Col(0), Op::Eq, s("NL")),
+        Pred::Has(1, s("tea")),
+    ]));
+    let lookalike = |limit| Stmt {
+        query: Query::Lookalike {
+            seed: seed.clone(),
+            on_table: true,
+            within: None,
+            purpose: Some("ads".into()),
+            limit,
+        },
+        as_of: None,
+    };
+    let q = lookalike(Some(3));
+    let exp = q.expect(&schema, &model);
+    let scored = |id: &str, score: f64| vec![text(id), Value::Float(score)];
+    assert_eq!(
+        exp.expected,
+        Expected::Ranked {
+            all: vec![
+                scored("k6", 1.791988),
+                scored("k5", -1.435084),
+                scored("k4", -2.639285),
+            ],
+            n: 3
+        }
+    );
+    check(&exp, &engine_rows(&db, &q.sql(&schema)).unwrap()).unwrap();
+    // A wrong score or order is detected.
+    let mut wrong = engine_rows(&db, &q.sql(&schema)).unwrap().unwrap();
+    wrong.swap(0, 1);
+    assert!(check(&exp, &Ok(wrong.clone())).is_err());
+    wrong.swap(0, 1);
+    wrong[2][1] = Value::Float(-2.639284);
+    assert!(check(&exp, &Ok(wrong)).is_err());
+    // The reach curve: the docs' levels.
+    let q = lookalike(None);
+    let exp = q.expect(&schema, &model);
+    let Expected::Ordered(rows) = &exp.expected else {
+        panic!("{exp:?}")
+    };
+    assert_eq!(rows.len(), 21);
+    assert_eq!(
+        rows[1],
+        vec![Value::Int(95), Value::Float(1.570424), Value::Int(1)]
+    );
+    assert_eq!(
+        rows[15],
+        vec![Value::Int(25), Value::Float(-1.531467), Value::Int(2)]
+    );
+    check(&exp, &engine_rows(&db, &q.sql(&schema)).unwrap()).unwrap();
+}
+
+#[test]
+fn the_model_suppresses_small_counts_for_analysts() {
+    let (_dir, db, schema, model) = crm(Some(3));
+    let t = |v: &str| text(v);
+    let cases = [
+        // NL has 4 profiles, BE 2: BE's aggregates read "< 3".
+        (
+            Query::Groups {
+                keys: vec![0],
+                items: vec![
+                    GItem::Key(0, None),
+                    GItem::Agg(Agg::COUNT_STAR, None),
+                    GItem::Agg(
+                        Agg {
+                            func: Func::Max,
+                            arg: Some(Target::Col(0)),
+                        },
+                        None,
+                    ),
+                ],
+                filter: None,
+                order: vec![],
+                limit: None,
+            },
+            Expected::Ordered(vec![
+                vec![t("BE"), t("< 3"), t("< 3")],
+                vec![t("NL"), t("4"), t("NL")],
+            ]),
+        ),
+        // COUNT(mobile) is a count too; COUNT(*) is 6.
+        (
+            Query::Aggs {
+                items: vec![
+                    (
+                        Agg {
+                            func: Func::Count,
+                            arg: Some(Target::Col(2)),
+                        },
+                        None,
+                    ),
+                    (Agg::COUNT_STAR, None),
+                ],
+                filter: Some(Pred::Cmp(Target::Col(0), Op::Eq, s("BE"))),
+            },
+            Expected::Ordered(vec![vec![t("< 3"), t("< 3")]]),
+        ),
+        (
+            Query::Rows {
+                fields: None,
+                filter: None,
+                limit: None,
+            },
+            Expected::Error("analysts may not read rows".into()),
+        ),
+        (
+            count_where(Pred::Cmp(Target::Key, Op::Eq, s("k1"))),
+            Expected::Error("analysts may not select profiles by their id".into()),
+        ),
+    ];
+    for (q, want) in cases {
+        let q = Stmt {
+            query: q,
+            as_of: None,
+        };
+        let sql = q.sql(&schema);
+        let exp = q.expect_analyst(&schema, &model);
+        assert_eq!(exp.expected, want, "the model's answer to {sql}");
+        check(&exp, &analyst_rows(&db, &sql).unwrap()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+        // The admin gets the numbers.
+        let exp = q.expect(&schema, &model);
+        check(&exp, &engine_rows(&db, &sql).unwrap()).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    }
+    for sql in ["EXPLAIN SELECT COUNT(*) FROM crm", "SHOW EXPORTS"] {
+        assert!(analyst_rows(&db, sql).unwrap().is_err(), "{sql}");
+    }
 }

@@ -10,7 +10,7 @@
 //! that do not depend on it ([`Pred::clock_free`]).
 
 use super::model::{
-    iso8601, Assign, Column, IdentStyle, Lit, Op, Pred, Range, Schema, Target, Ty, Write,
+    iso8601, quote, Assign, Column, IdentStyle, Lit, Op, Pred, Range, Schema, Target, Ty, Write,
     NO_EXPIRY_DAYS,
 };
 use super::query::{Agg, AsOf, Func, GItem, Order, OrderKey, OverlapItem, Query, Stmt};
@@ -147,6 +147,8 @@ impl Gen {
                 style: IdentStyle::Plain,
                 segments: Default::default(),
                 retention: None,
+                consent: None,
+                min_audience: None,
             },
             big,
             clock_free: false,
@@ -261,9 +263,20 @@ impl Gen {
                 IdentStyle::Quoted,
             ],
         );
+        // Some tables keep consent in one of their SET<TEXT> columns, and
+        // some suppress small counts for analysts.
+        let sets: Vec<usize> = (0..columns.len())
+            .filter(|c| columns[*c].ty == Ty::Set)
+            .collect();
+        let consent = (!sets.is_empty() && rng.random_bool(0.4)).then(|| *pick(rng, &sets));
+        let min_audience = rng
+            .random_bool(0.35)
+            .then(|| *pick(rng, &[1, 2, 2, 3, 3, 4, 5]));
         self.schema.columns = columns;
         self.schema.style = style;
         self.schema.retention = retention;
+        self.schema.consent = consent;
+        self.schema.min_audience = min_audience;
         self.schema.segments.clear();
         self.domains = domains;
     }
@@ -282,12 +295,25 @@ impl Gen {
             };
             cols.push(format!("{} {}", c.name, pick(&mut self.rng, names)));
         }
-        let options = match self.schema.retention {
-            Some(r) => {
-                let key = pick(&mut self.rng, &["retention_days", "RETENTION_DAYS"]);
-                format!(" WITH ({key} = {r})")
-            }
-            None => String::new(),
+        let mut options = Vec::new();
+        if let Some(r) = self.schema.retention {
+            let key = pick(&mut self.rng, &["retention_days", "RETENTION_DAYS"]);
+            options.push(format!("{key} = {r}"));
+        }
+        if let Some(c) = self.schema.consent {
+            options.push(format!(
+                "consent_column = {}",
+                quote(&self.schema.columns[c].name)
+            ));
+        }
+        if let Some(k) = self.schema.min_audience {
+            options.push(format!("min_audience = {k}"));
+        }
+        shuffle(&mut self.rng, &mut options);
+        let options = if options.is_empty() {
+            String::new()
+        } else {
+            format!(" WITH ({})", options.join(", "))
         };
         format!(
             "CREATE TABLE {} ({}){options}",
@@ -868,6 +894,60 @@ impl Gen {
         }
     }
 
+    /// An audience: a named segment (sometimes) or a predicate.
+    fn audience(&mut self) -> OverlapItem {
+        let segments: Vec<String> = self.schema.segments.keys().cloned().collect();
+        if !segments.is_empty() && self.rng.random_bool(0.35) {
+            OverlapItem::Segment(pick(&mut self.rng, &segments).clone())
+        } else {
+            let depth = *pick(&mut self.rng, &[0, 0, 1, 2]);
+            OverlapItem::Pred(self.pred(depth))
+        }
+    }
+
+    /// A purpose for EXPORT / LOOKALIKE: mostly one of the consent
+    /// column's tags (when the table has one), sometimes none.
+    fn purpose(&mut self) -> Option<String> {
+        match self.schema.consent {
+            Some(c) if self.rng.random_bool(0.9) => Some(self.text(c, true)),
+            Some(_) => None,
+            None => self
+                .rng
+                .random_bool(0.2)
+                .then(|| pick(&mut self.rng, &["ads", "it's"]).to_string()),
+        }
+    }
+
+    fn export_query(&mut self) -> Query {
+        let audience = self.audience();
+        let n = self.schema.columns.len();
+        let columns = subset(&mut self.rng, &(0..n).collect::<Vec<_>>(), 0, 3);
+        Query::Export {
+            on_table: matches!(audience, OverlapItem::Pred(_)) || self.rng.random_bool(0.3),
+            audience,
+            columns,
+            purpose: self.purpose(),
+            limit: self
+                .rng
+                .random_bool(0.3)
+                .then(|| self.rng.random_range(0..=8)),
+        }
+    }
+
+    fn lookalike_query(&mut self) -> Query {
+        let seed = self.audience();
+        Query::Lookalike {
+            on_table: matches!(seed, OverlapItem::Pred(_)) || self.rng.random_bool(0.3),
+            seed,
+            within: self.filter(0.6),
+            purpose: self.purpose(),
+            limit: self
+                .rng
+                .random_bool(0.6)
+                .then(|| *pick(&mut self.rng, &[1, 2, 3, 5, 10, 1000])),
+        }
+    }
+
     fn top_query(&mut self) -> Option<Query> {
         let columns: Vec<usize> = (0..self.schema.columns.len())
             .filter(|c| matches!(self.schema.columns[*c].ty, Ty::Text | Ty::Set))
@@ -909,6 +989,12 @@ impl Gen {
             if let Some(q) = self.top_query() {
                 return q;
             }
+        }
+        if analytics < 23 {
+            return self.export_query();
+        }
+        if analytics < 27 {
+            return self.lookalike_query();
         }
         let groupable: Vec<usize> = (0..self.schema.columns.len())
             .filter(|c| self.schema.columns[*c].ty.groupable())

@@ -81,6 +81,10 @@ pub struct Schema {
     pub segments: BTreeMap<String, (Pred, bool)>,
     /// The table's `retention_days` option.
     pub retention: Option<i64>,
+    /// The table's `consent_column` option (a SET<TEXT> column).
+    pub consent: Option<usize>,
+    /// The table's `min_audience` option.
+    pub min_audience: Option<u64>,
 }
 
 impl Schema {
@@ -114,6 +118,18 @@ impl Schema {
     /// The table as statements spell it.
     pub fn table_ref(&self) -> String {
         self.ident(&self.table)
+    }
+
+    /// Whether profile row `row` consented to `purpose` (always, without a
+    /// consent column; a NULL consent set holds nothing).
+    pub fn consents(&self, row: &[Option<Mv>], purpose: Option<&str>) -> bool {
+        let Some(c) = self.consent else {
+            return true;
+        };
+        match (&row[c], purpose) {
+            (Some(Mv::Set(tags)), Some(p)) => tags.contains(p),
+            _ => false,
+        }
     }
 
     pub fn has_events(&self) -> bool {
@@ -610,6 +626,20 @@ impl Pred {
                 s.retention.is_none() && !matches!(range, Some(Range::Within(_)))
             }
             _ => true,
+        }
+    }
+
+    /// Whether this predicate, or a segment it reaches, has a condition on
+    /// the key (analysts may not run those).
+    pub fn uses_key(&self, s: &Schema) -> bool {
+        match self {
+            Pred::And(ps) | Pred::Or(ps) => ps.iter().any(|p| p.uses_key(s)),
+            Pred::Not(p) | Pred::Paren(p) => p.uses_key(s),
+            Pred::InSegment(name) => s.segments[name].0.uses_key(s),
+            Pred::Cmp(Target::Key, ..)
+            | Pred::In(Target::Key, ..)
+            | Pred::IsNull(Target::Key, _) => true,
+            _ => false,
         }
     }
 

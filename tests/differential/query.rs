@@ -2,7 +2,7 @@
 //! the comparison of an answer with the engine's.
 
 use super::model::{
-    cell_value, clock_day, compare, day_of, Lit, Model, Mv, Pred, Schema, Target, Ty,
+    cell_value, clock_day, compare, day_of, quote, Lit, Model, Mv, Pred, Schema, Target, Ty,
 };
 use cohortdb::query::OutColumn;
 use cohortdb::{ColumnType, Value};
@@ -187,6 +187,25 @@ pub enum Query {
         by_lift: Option<bool>,
         min_count: Option<u64>,
     },
+    /// `EXPORT audience [ON t] [COLUMNS (...)] [FOR PURPOSE 'p'] [LIMIT n]`:
+    /// the id and the columns of each profile of the audience (that
+    /// consented to the purpose, when the table keeps consent).
+    Export {
+        audience: OverlapItem,
+        on_table: bool,
+        columns: Vec<usize>,
+        purpose: Option<String>,
+        limit: Option<u64>,
+    },
+    /// `LOOKALIKE [REACH] seed [ON t] [WITHIN p] [FOR PURPOSE 'x'] [LIMIT n]`.
+    Lookalike {
+        seed: OverlapItem,
+        on_table: bool,
+        within: Option<Pred>,
+        purpose: Option<String>,
+        /// `None`: REACH.
+        limit: Option<u64>,
+    },
 }
 
 /// What one OVERLAP item counts.
@@ -257,6 +276,137 @@ impl Stmt {
         let today = self.as_of.as_ref().map_or_else(clock_day, AsOf::today);
         self.query.expect_at(s, model, today)
     }
+
+    /// The answer an analyst gets (docs/privacy.md): refused for rows,
+    /// exports and conditions on the id; otherwise with every count below
+    /// the table's `min_audience` (and what is computed from it) suppressed.
+    pub fn expect_analyst(&self, s: &Schema, model: &Model) -> Expectation {
+        let today = self.as_of.as_ref().map_or_else(clock_day, AsOf::today);
+        if let Some(why) = self.query.analyst_refusal(s) {
+            return Expectation {
+                expected: Expected::Error(why),
+                approx: Vec::new(),
+            };
+        }
+        let mut exp = self.query.expect_k(s, model, today, s.min_audience);
+        if let (Some(k), Expected::Ordered(rows)) = (s.min_audience, &mut exp.expected) {
+            match &self.query {
+                Query::Overlap { matrix, .. } => {
+                    for row in rows.iter_mut() {
+                        let rules = overlap_rules(row, *matrix);
+                        suppress_row(row, &rules, k);
+                    }
+                }
+                Query::Lookalike { .. } => {
+                    for row in rows.iter_mut() {
+                        suppress_row(row, &[Rule::Keep, Rule::Keep, Rule::Count], k);
+                    }
+                }
+                Query::Top { .. } => {
+                    let rules = [
+                        Rule::Keep,
+                        Rule::Count,
+                        Rule::Derived(&[1]),
+                        Rule::Count,
+                        Rule::Derived(&[3]),
+                        Rule::Derived(&[1, 3]),
+                    ];
+                    for row in rows.iter_mut() {
+                        suppress_row(row, &rules, k);
+                    }
+                }
+                _ => {}
+            }
+        }
+        exp
+    }
+}
+
+/// What may suppress one result column for an analyst (src/query/suppress.rs).
+#[derive(Debug, Clone, Copy)]
+enum Rule {
+    Keep,
+    /// A count of profiles: suppressed below k.
+    Count,
+    /// Suppressed with any of these count columns.
+    Derived(&'static [usize]),
+}
+
+/// The rules of a row of OVERLAP: a Venn region (flags, then its count), a
+/// pair (names, three counts, two shares and a Jaccard) or a MATRIX row.
+fn overlap_rules(row: &[Value], matrix: bool) -> Vec<Rule> {
+    let width = row.len();
+    if matrix {
+        (0..width)
+            .map(|c| if c == 0 { Rule::Keep } else { Rule::Count })
+            .collect()
+    } else if matches!(row.first(), Some(Value::Bool(_))) {
+        (0..width)
+            .map(|c| {
+                if c + 1 == width {
+                    Rule::Count
+                } else {
+                    Rule::Keep
+                }
+            })
+            .collect()
+    } else {
+        vec![
+            Rule::Keep,
+            Rule::Keep,
+            Rule::Count,
+            Rule::Count,
+            Rule::Count,
+            Rule::Derived(&[2, 4]),
+            Rule::Derived(&[3, 4]),
+            Rule::Derived(&[2, 3, 4]),
+        ]
+    }
+}
+
+/// A count below k (zero and negative numbers too).
+fn below(v: &Value, k: u64) -> bool {
+    matches!(v, Value::Int(n) if u64::try_from(*n).map_or(true, |n| n < k))
+}
+
+/// A number as an analyst sees it on a table with `min_audience`: as TEXT.
+fn as_text(v: Value) -> Value {
+    match v {
+        Value::Int(n) | Value::Timestamp(n) => Value::Text(n.to_string()),
+        Value::Float(x) => Value::Text(x.to_string()),
+        other => other,
+    }
+}
+
+fn suppress_row(row: &mut [Value], rules: &[Rule], k: u64) {
+    let own: Vec<bool> = row
+        .iter()
+        .zip(rules)
+        .map(|(v, r)| matches!(r, Rule::Count) && below(v, k))
+        .collect();
+    for (c, v) in row.iter_mut().enumerate() {
+        let suppressed = match rules[c] {
+            Rule::Keep => continue,
+            Rule::Count => own[c],
+            Rule::Derived(on) => on.iter().any(|d| own[*d]),
+        };
+        let old = std::mem::replace(v, Value::Null);
+        *v = if suppressed {
+            Value::Text(format!("< {k}"))
+        } else {
+            as_text(old)
+        };
+    }
+}
+
+/// An aggregate cell for an analyst: suppressed when the row's profiles
+/// (`n`) are fewer than k, or when it is itself a count below k.
+fn suppress_agg(v: Value, agg: &Agg, n: usize, k: u64) -> Value {
+    if (n as u64) < k || (agg.func == Func::Count && below(&v, k)) {
+        Value::Text(format!("< {k}"))
+    } else {
+        as_text(v)
+    }
 }
 
 /// 100 × (count / segment) / (base_count / base), as docs/cohortql.md defines it.
@@ -299,6 +449,9 @@ pub enum Expected {
     Unordered(Vec<Vec<Value>>),
     /// `min(n, all.len())` distinct rows of `all`, in any order (a LIMIT without ORDER BY).
     Subset { all: Vec<Vec<Value>>, n: usize },
+    /// The `min(n, all.len())` best rows of `all` (id, score), best first,
+    /// each one of `all`, their scores the `n` best scores (ties in any order).
+    Ranked { all: Vec<Vec<Value>>, n: usize },
     /// An error (the reason the model expects one).
     Error(String),
 }
@@ -317,7 +470,7 @@ impl Expectation {
         let rows = match &self.expected {
             Expected::Error(_) => return true,
             Expected::Ordered(rows) | Expected::Unordered(rows) => rows,
-            Expected::Subset { all, .. } => all,
+            Expected::Subset { all, .. } | Expected::Ranked { all, .. } => all,
         };
         rows.iter()
             .flatten()
@@ -382,6 +535,11 @@ impl Query {
                 free(base) && items.iter().all(|(i, _)| i.clock_free(s))
             }
             Query::Top { filter, within, .. } => free(filter) && free(within),
+            Query::Export { audience, .. } => audience.clock_free(s),
+            // Recent events are look-alike features.
+            Query::Lookalike { seed, within, .. } => {
+                !s.has_events() && seed.clock_free(s) && free(within)
+            }
         }
     }
 
@@ -504,7 +662,59 @@ impl Query {
                     .map(|m| format!(" MIN COUNT {m}"))
                     .unwrap_or_default()
             ),
+            Query::Export { .. } => self.export_sql(s),
+            Query::Lookalike {
+                seed,
+                on_table,
+                within,
+                purpose,
+                limit,
+            } => {
+                let mut out = format!(
+                    "LOOKALIKE {}{}",
+                    if limit.is_none() { "REACH " } else { "" },
+                    seed.sql(s)
+                );
+                if *on_table {
+                    out.push_str(&format!(" ON {}", s.table_ref()));
+                }
+                if let Some(p) = within {
+                    out.push_str(&format!(" WITHIN {}", p.sql(s)));
+                }
+                if let Some(p) = purpose {
+                    out.push_str(&format!(" FOR PURPOSE {}", quote(p)));
+                }
+                out.push_str(&limit_sql(*limit));
+                out
+            }
         }
+    }
+
+    /// The SQL of an EXPORT.
+    fn export_sql(&self, s: &Schema) -> String {
+        let Query::Export {
+            audience,
+            on_table,
+            columns,
+            purpose,
+            limit,
+        } = self
+        else {
+            unreachable!()
+        };
+        let mut out = format!("EXPORT {}", audience.sql(s));
+        if *on_table {
+            out.push_str(&format!(" ON {}", s.table_ref()));
+        }
+        if !columns.is_empty() {
+            let names: Vec<String> = columns.iter().map(|c| s.col(*c)).collect();
+            out.push_str(&format!(" COLUMNS ({})", names.join(", ")));
+        }
+        if let Some(p) = purpose {
+            out.push_str(&format!(" FOR PURPOSE {}", quote(p)));
+        }
+        out.push_str(&limit_sql(*limit));
+        out
     }
 
     /// The model's answer without `AS OF` (today by the clock).
@@ -512,8 +722,44 @@ impl Query {
         self.expect_at(s, model, clock_day())
     }
 
+    /// Why an analyst may not run this query, if they may not.
+    pub fn analyst_refusal(&self, s: &Schema) -> Option<String> {
+        let keyed = |p: &Option<Pred>| p.as_ref().is_some_and(|p| p.uses_key(s));
+        let refused = match self {
+            Query::Rows { .. } => return Some("analysts may not read rows".into()),
+            Query::Export { .. } => return Some("analysts may not export".into()),
+            Query::Aggs { filter, .. } | Query::Groups { filter, .. } => keyed(filter),
+            Query::Overlap { items, base, .. } => {
+                keyed(base)
+                    || items.iter().any(|(i, _)| match i {
+                        OverlapItem::Segment(name) => s.segments[name].0.uses_key(s),
+                        OverlapItem::Pred(p) => p.uses_key(s),
+                    })
+            }
+            Query::Top { filter, within, .. } => keyed(filter) || keyed(within),
+            Query::Lookalike { limit: Some(_), .. } => {
+                return Some("analysts may not list look-alikes".into())
+            }
+            Query::Lookalike { seed, within, .. } => {
+                keyed(within)
+                    || match seed {
+                        OverlapItem::Segment(name) => s.segments[name].0.uses_key(s),
+                        OverlapItem::Pred(p) => p.uses_key(s),
+                    }
+            }
+        };
+        refused.then(|| "analysts may not select profiles by their id".into())
+    }
+
     /// The model's answer when the statement's today is `today`.
     pub fn expect_at(&self, s: &Schema, model: &Model, today: i64) -> Expectation {
+        self.expect_k(s, model, today, None)
+    }
+
+    /// The model's answer when the statement's today is `today`, with the
+    /// aggregates of SELECT suppressed below `k` (an analyst on a table
+    /// with `min_audience = k`).
+    fn expect_k(&self, s: &Schema, model: &Model, today: i64, k: Option<u64>) -> Expectation {
         let filtered = |filter: &Option<Pred>| -> Vec<(&String, &Vec<Option<Mv>>)> {
             model
                 .rows
@@ -526,8 +772,16 @@ impl Query {
                 let rows: Vec<&Vec<Option<Mv>>> =
                     filtered(filter).into_iter().map(|(_, r)| r).collect();
                 let approx = items.iter().map(|(a, _)| a.approx(s)).collect();
-                let row: Result<Vec<Value>, String> =
-                    items.iter().map(|(a, _)| a.eval(s, &rows)).collect();
+                let row: Result<Vec<Value>, String> = items
+                    .iter()
+                    .map(|(a, _)| {
+                        let v = a.eval(s, &rows)?;
+                        Ok(match k {
+                            Some(k) => suppress_agg(v, a, rows.len(), k),
+                            None => v,
+                        })
+                    })
+                    .collect();
                 Expectation {
                     expected: match row {
                         Ok(row) => Expected::Ordered(vec![row]),
@@ -587,6 +841,8 @@ impl Query {
                             },
                         }
                     }
+                    // The group's profiles, last, for suppression.
+                    row.push(Value::Int(members.len() as i64));
                     out.push(row);
                 }
                 let names: Vec<String> = items
@@ -635,6 +891,19 @@ impl Query {
                 });
                 if let Some(n) = limit {
                     out.truncate(*n as usize);
+                }
+                for row in &mut out {
+                    let Some(Value::Int(n)) = row.pop() else {
+                        unreachable!()
+                    };
+                    if let Some(k) = k {
+                        for (v, item) in row.iter_mut().zip(items) {
+                            if let GItem::Agg(a, _) = item {
+                                let old = std::mem::replace(v, Value::Null);
+                                *v = suppress_agg(old, a, n as usize, k);
+                            }
+                        }
+                    }
                 }
                 Expectation {
                     expected: Expected::Ordered(out),
@@ -703,6 +972,175 @@ impl Query {
                 )),
                 approx: Vec::new(),
             },
+            Query::Export {
+                audience,
+                columns,
+                purpose,
+                limit,
+                ..
+            } => {
+                let approx = vec![false; columns.len() + 1];
+                if s.consent.is_some() && purpose.is_none() {
+                    return Expectation {
+                        expected: Expected::Error("the table keeps consent: no purpose".into()),
+                        approx,
+                    };
+                }
+                let all: Vec<Vec<Value>> = model
+                    .rows
+                    .iter()
+                    .filter(|(id, row)| {
+                        audience.holds(s, id, row, today) && s.consents(row, purpose.as_deref())
+                    })
+                    .map(|(id, row)| {
+                        std::iter::once(Value::Text(id.clone()))
+                            .chain(columns.iter().map(|c| cell_value(&row[*c])))
+                            .collect()
+                    })
+                    .collect();
+                Expectation {
+                    expected: match limit {
+                        Some(n) => Expected::Subset {
+                            all,
+                            n: *n as usize,
+                        },
+                        None => Expected::Unordered(all),
+                    },
+                    approx,
+                }
+            }
+            Query::Lookalike {
+                seed,
+                within,
+                purpose,
+                limit,
+                ..
+            } => Expectation {
+                expected: expect_lookalike(
+                    s,
+                    model,
+                    today,
+                    seed,
+                    within.as_ref(),
+                    purpose.as_deref(),
+                    *limit,
+                ),
+                approx: Vec::new(),
+            },
+        }
+    }
+}
+
+/// Weight units per 1.0 of a look-alike score.
+const UNITS: f64 = 1_000_000.0;
+
+/// The look-alike features of one profile (src/query/lookalike.rs): TEXT
+/// values, SET<TEXT> tags, BOOL true / false and EVENTS values of the 30
+/// days up to today that the table's retention keeps; not the consent
+/// column, not numbers.
+fn features(s: &Schema, row: &[Option<Mv>], today: i64) -> Vec<(usize, String)> {
+    let mut out = Vec::new();
+    for (c, cell) in row.iter().enumerate() {
+        if Some(c) == s.consent {
+            continue;
+        }
+        match cell {
+            Some(Mv::Text(t)) => out.push((c, t.clone())),
+            Some(Mv::Set(tags)) => out.extend(tags.iter().map(|t| (c, t.clone()))),
+            Some(Mv::Bool(b)) => out.push((c, b.to_string())),
+            Some(Mv::Events(events)) => {
+                let recent: std::collections::BTreeSet<&String> = events
+                    .iter()
+                    .filter(|(d, _)| *d > today - 30 && *d <= today)
+                    .filter(|(d, _)| s.retention.is_none_or(|r| *d > today - r))
+                    .map(|(_, v)| v)
+                    .collect();
+                out.extend(recent.into_iter().map(|v| (c, v.clone())));
+            }
+            _ => {}
+        }
+    }
+    out
+}
+
+/// LOOKALIKE computed profile by profile: the list as `Ranked` rows
+/// (id, score) or the REACH curve.
+fn expect_lookalike(
+    s: &Schema,
+    model: &Model,
+    today: i64,
+    seed: &OverlapItem,
+    within: Option<&Pred>,
+    purpose: Option<&str>,
+    limit: Option<u64>,
+) -> Expected {
+    if s.consent.is_some() && purpose.is_none() {
+        return Expected::Error("the table keeps consent: no purpose".into());
+    }
+    let in_seed = |id: &str, row: &[Option<Mv>]| seed.holds(s, id, row, today);
+    let in_base = |id: &str, row: &[Option<Mv>]| within.is_none_or(|p| p.eval(s, id, row, today));
+    let mut counts: BTreeMap<(usize, String), (u64, u64)> = BTreeMap::new();
+    let (mut seed_size, mut base_size) = (0u64, 0u64);
+    for (id, row) in &model.rows {
+        let (a, b) = (in_seed(id, row), in_base(id, row));
+        seed_size += u64::from(a);
+        base_size += u64::from(b);
+        for f in features(s, row, today) {
+            let e = counts.entry(f).or_default();
+            e.0 += u64::from(a);
+            e.1 += u64::from(b);
+        }
+    }
+    if seed_size == 0 {
+        return Expected::Error("the seed is empty".into());
+    }
+    let odds = |k: u64, n: u64| (k as f64 + 0.5) / ((n.saturating_sub(k)) as f64 + 0.5);
+    let weights: BTreeMap<(usize, String), i64> = counts
+        .into_iter()
+        .map(|(f, (sc, bc))| {
+            let w = odds(sc, seed_size).ln() - odds(bc, base_size).ln();
+            (f, (w * UNITS).round() as i64)
+        })
+        .collect();
+    let mut scored: Vec<(String, i64)> = model
+        .rows
+        .iter()
+        .filter(|(id, row)| in_base(id, row) && !in_seed(id, row) && s.consents(row, purpose))
+        .map(|(id, row)| {
+            let score = features(s, row, today).iter().map(|f| weights[f]).sum();
+            (id.clone(), score)
+        })
+        .collect();
+    scored.sort_by_key(|r| std::cmp::Reverse(r.1));
+    match limit {
+        Some(n) => Expected::Ranked {
+            all: scored
+                .into_iter()
+                .map(|(id, score)| vec![Value::Text(id), Value::Float(score as f64 / UNITS)])
+                .collect(),
+            n: n as usize,
+        },
+        None => {
+            let (Some(max), Some(min)) = (scored.first(), scored.last()) else {
+                return Expected::Ordered(Vec::new());
+            };
+            let (max, min) = (i128::from(max.1), i128::from(min.1));
+            Expected::Ordered(
+                (0..=20u64)
+                    .rev()
+                    .map(|step| {
+                        let percent = step * 5;
+                        let threshold = min + (max - min) * i128::from(percent) / 100;
+                        let threshold = i64::try_from(threshold).unwrap_or(i64::MAX);
+                        let reach = scored.iter().filter(|(_, sc)| *sc >= threshold).count();
+                        vec![
+                            Value::Int(percent as i64),
+                            Value::Float(threshold as f64 / UNITS),
+                            Value::Int(reach as i64),
+                        ]
+                    })
+                    .collect(),
+            )
         }
     }
 }
@@ -886,6 +1324,13 @@ fn value_eq(want: &Value, got: &Value, approx: bool) -> bool {
         (Value::Float(a), Value::Float(b)) if approx => {
             (a - b).abs() <= FLOAT_TOLERANCE * 1f64.max(a.abs()).max(b.abs())
         }
+        // An analyst's FLOAT sums come as text.
+        (Value::Text(a), Value::Text(b)) if approx && a != b => {
+            match (a.parse::<f64>(), b.parse::<f64>()) {
+                (Ok(a), Ok(b)) => value_eq(&Value::Float(a), &Value::Float(b), true),
+                _ => false,
+            }
+        }
         _ => want == got,
     }
 }
@@ -941,6 +1386,26 @@ pub fn check(exp: &Expectation, actual: &Result<Vec<Vec<Value>>, String>) -> Res
                 if !row_eq(w, g, &exp.approx) {
                     return Err(format!(
                         "the sorted rows differ first at: expected {w:?}, got {g:?}"
+                    ));
+                }
+            }
+        }
+        Expected::Ranked { all, n } => {
+            let score = |r: &Vec<Value>| match r.get(1) {
+                Some(Value::Float(x)) => *x,
+                _ => f64::NAN,
+            };
+            let mut best: Vec<f64> = all.iter().map(score).collect();
+            best.sort_by(|a, b| b.total_cmp(a));
+            best.truncate(*n);
+            let got: Vec<f64> = rows.iter().map(score).collect();
+            if got != best {
+                return Err(format!("scores: expected {best:?}, got {got:?}"));
+            }
+            for (i, g) in rows.iter().enumerate() {
+                if !all.contains(g) || rows[..i].contains(g) {
+                    return Err(format!(
+                        "row {g:?} is not a candidate with that score (or returned twice)"
                     ));
                 }
             }

@@ -4,7 +4,7 @@
 //! Model (docs/privacy.md, "Look-alikes"): a *feature* is a value of a
 //! TEXT column, a tag of a SET<TEXT> column, true or false of a BOOL
 //! column, or an `EVENTS<TEXT>` value within the last 30 days (of the
-//! statement's now). PII columns, the key and the consent column are not
+//! statement's now) that the table's retention still counts. PII columns, the key and the consent column are not
 //! features; numeric columns are not either. With seed S and base B (the
 //! whole table, or `WITHIN` it), a feature held by s of the |S| seed
 //! profiles and b of the |B| base profiles weighs the smoothed log odds
@@ -104,6 +104,12 @@ fn features(shard: &ShardSnapshot, today: i64) -> Vec<(Feature, RoaringBitmap)> 
         .options
         .get(super::activation::CONSENT_OPTION)
         .and_then(|c| schema.column_index(c));
+    // Recent events: the last RECENT_DAYS days, and only those the table's
+    // retention still counts (as HAS does).
+    let oldest = crate::engine::events::retention_days(&schema.options)
+        .map_or(today - RECENT_DAYS + 1, |r| {
+            (today - RECENT_DAYS + 1).max(crate::engine::events::oldest_kept_day(today, r))
+        });
     let mut out = Vec::new();
     for (c, def) in schema.columns.iter().enumerate() {
         if def.pii || Some(c) == consent {
@@ -115,13 +121,13 @@ fn features(shard: &ShardSnapshot, today: i64) -> Vec<(Feature, RoaringBitmap)> 
                     .values(c)
                     .into_iter()
                     .filter_map(|(t, _)| crate::engine::events::parse_tag(t))
-                    .filter(|(day, _)| *day > today - RECENT_DAYS && *day <= today)
+                    .filter(|(day, _)| *day >= oldest && *day <= today)
                     .map(|(_, v)| v.to_string())
                     .collect();
                 values.sort();
                 values.dedup();
                 for v in values {
-                    let window = (Some(today - RECENT_DAYS + 1), Some(today));
+                    let window = (Some(oldest), Some(today));
                     let rows = super::events::rows(shard, c, &v, window, 1, None);
                     out.push(((c, v), rows));
                 }

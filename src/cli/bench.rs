@@ -139,22 +139,36 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
-fn bench_load(args: LoadArgs) -> Result<ExitCode, String> {
-    let target = match args.addr {
+/// The server a bench talks to: `--addr` (with its user and password from
+/// the environment), else one started in this process over `--data-dir`.
+fn target_of(
+    addr: Option<String>,
+    user: Option<String>,
+    password_env: Option<&str>,
+    data_dir: Option<PathBuf>,
+) -> Result<Target, String> {
+    Ok(match addr {
         Some(addr) => Target::Remote {
             addr,
-            user: args.user.unwrap_or_default(),
-            password: match &args.password_env {
+            user: user.unwrap_or_default(),
+            password: match password_env {
                 Some(var) => std::env::var(var).map_err(|_| {
                     format!("the environment variable {var} (--password-env) is not set")
                 })?,
                 None => String::new(),
             },
         },
-        None => Target::Embedded {
-            data_dir: args.data_dir,
-        },
-    };
+        None => Target::Embedded { data_dir },
+    })
+}
+
+fn bench_load(args: LoadArgs) -> Result<ExitCode, String> {
+    let target = target_of(
+        args.addr,
+        args.user,
+        args.password_env.as_deref(),
+        args.data_dir,
+    )?;
     let options = crate::bench::workload::WorkloadOptions {
         load: BenchOptions {
             source: Source::Generated {
@@ -221,21 +235,12 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             seed: args.seed,
         },
     };
-    let target = match args.addr {
-        Some(addr) => Target::Remote {
-            addr,
-            user: args.user.unwrap_or_default(),
-            password: match &args.password_env {
-                Some(var) => std::env::var(var).map_err(|_| {
-                    format!("the environment variable {var} (--password-env) is not set")
-                })?,
-                None => String::new(),
-            },
-        },
-        None => Target::Embedded {
-            data_dir: args.data_dir,
-        },
-    };
+    let target = target_of(
+        args.addr,
+        args.user,
+        args.password_env.as_deref(),
+        args.data_dir,
+    )?;
     let mut queries = if args.queries.is_empty() {
         Query::ALL.to_vec()
     } else {

@@ -3,10 +3,12 @@
 //! its audit log, and FORGET proven by scanning every byte of the data
 //! directory.
 
+mod disk_scan;
+
 use cohortdb::query::forget::id_hash;
 use cohortdb::query::Output;
 use cohortdb::{Database, Durability, Options, Value};
-use std::path::Path;
+use disk_scan::holding;
 
 fn options() -> Options {
     Options {
@@ -174,26 +176,6 @@ fn export_sends_exactly_the_consented_profiles_and_logs_every_export() {
         (log[6][4].clone(), log[6][5].clone()),
         (Value::Null, Value::Int(2))
     );
-}
-
-/// Every file under `dir` that holds `needle`.
-fn holding(dir: &Path, needle: &str) -> Vec<String> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("read");
-                if bytes.windows(needle.len()).any(|w| w == needle.as_bytes()) {
-                    found.push(path.display().to_string());
-                }
-            }
-        }
-    }
-    found
 }
 
 #[test]

@@ -6,9 +6,12 @@
 //! clear errors. The randomized differential test covers the same
 //! predicates against the model on random data.
 
+mod disk_scan;
+
 use cohortdb::engine::events::{clock_now, day_of, tag};
 use cohortdb::query::Output;
 use cohortdb::{Database, Durability, Options, Value};
+use disk_scan::holding;
 use std::path::Path;
 
 fn options() -> Options {
@@ -249,32 +252,6 @@ fn as_of_answers_stay_the_same_while_new_events_arrive() {
     assert_eq!(before, after);
     // Without AS OF, "now" is the clock and the new events count.
     assert!(ids(&db, "visits HAS 'baking'", "").contains(&"u4".to_string()));
-}
-
-/// Every file under `dir`, with its bytes.
-fn files(dir: &Path) -> Vec<(String, Vec<u8>)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for entry in std::fs::read_dir(&d).expect("read dir") {
-            let path = entry.expect("entry").path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let bytes = std::fs::read(&path).expect("read");
-                out.push((path.display().to_string(), bytes));
-            }
-        }
-    }
-    out
-}
-
-fn holding(dir: &Path, needle: &str) -> Vec<String> {
-    files(dir)
-        .into_iter()
-        .filter(|(_, bytes)| bytes.windows(needle.len()).any(|w| w == needle.as_bytes()))
-        .map(|(path, _)| path)
-        .collect()
 }
 
 #[test]

@@ -26,18 +26,8 @@ pub struct BenchArgs {
     /// Load this CSV (gen_profiles.py's format) instead of generating
     #[arg(long, value_name = "FILE")]
     pub csv: Option<PathBuf>,
-    /// A running server to load and query [default: start one in this process]
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
-    pub addr: Option<String>,
-    /// User name for --addr (when the server has users)
-    #[arg(long, requires = "addr")]
-    pub user: Option<String>,
-    /// Name of the environment variable that holds the password (with --user)
-    #[arg(long, value_name = "VAR", requires = "user")]
-    pub password_env: Option<String>,
-    /// Data directory of the in-process server, kept afterwards [default: a temporary one, removed]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Skip loading when `profiles` already holds exactly this many profiles (answers are still checked)
     #[arg(long)]
     pub reuse: bool,
@@ -98,18 +88,8 @@ pub struct LoadArgs {
     /// Seed of the generator
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
-    /// A running server [default: start one in this process]
-    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
-    pub addr: Option<String>,
-    /// User name for --addr (when the server has users)
-    #[arg(long, requires = "addr")]
-    pub user: Option<String>,
-    /// Name of the environment variable that holds the password (with --user)
-    #[arg(long, value_name = "VAR", requires = "user")]
-    pub password_env: Option<String>,
-    /// Data directory of the in-process server, kept afterwards [default: a temporary one]
-    #[arg(long, value_name = "DIR")]
-    pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub server: ServerArgs,
     /// Concurrent client connections
     #[arg(long, default_value_t = 64, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     pub connections: u64,
@@ -139,36 +119,45 @@ fn parse_duration(text: &str) -> Result<std::time::Duration, String> {
     Ok(std::time::Duration::from_secs(seconds))
 }
 
+/// Which server a bench talks to (both `bench` and `bench load`).
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// A running server [default: start one in this process]
+    #[arg(long, value_name = "HOST:PORT", conflicts_with = "data_dir")]
+    pub addr: Option<String>,
+    /// User name for --addr (when the server has users)
+    #[arg(long, requires = "addr")]
+    pub user: Option<String>,
+    /// Name of the environment variable that holds the password (with --user)
+    #[arg(long, value_name = "VAR", requires = "user")]
+    pub password_env: Option<String>,
+    /// Data directory of the in-process server, kept afterwards [default: a temporary one, removed]
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+}
+
 /// The server a bench talks to: `--addr` (with its user and password from
 /// the environment), else one started in this process over `--data-dir`.
-fn target_of(
-    addr: Option<String>,
-    user: Option<String>,
-    password_env: Option<&str>,
-    data_dir: Option<PathBuf>,
-) -> Result<Target, String> {
-    Ok(match addr {
+fn target_of(server: ServerArgs) -> Result<Target, String> {
+    Ok(match server.addr {
         Some(addr) => Target::Remote {
             addr,
-            user: user.unwrap_or_default(),
-            password: match password_env {
+            user: server.user.unwrap_or_default(),
+            password: match server.password_env.as_deref() {
                 Some(var) => std::env::var(var).map_err(|_| {
                     format!("the environment variable {var} (--password-env) is not set")
                 })?,
                 None => String::new(),
             },
         },
-        None => Target::Embedded { data_dir },
+        None => Target::Embedded {
+            data_dir: server.data_dir,
+        },
     })
 }
 
 fn bench_load(args: LoadArgs) -> Result<ExitCode, String> {
-    let target = target_of(
-        args.addr,
-        args.user,
-        args.password_env.as_deref(),
-        args.data_dir,
-    )?;
+    let target = target_of(args.server)?;
     let options = crate::bench::workload::WorkloadOptions {
         load: BenchOptions {
             source: Source::Generated {
@@ -235,12 +224,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
             seed: args.seed,
         },
     };
-    let target = target_of(
-        args.addr,
-        args.user,
-        args.password_env.as_deref(),
-        args.data_dir,
-    )?;
+    let target = target_of(args.server)?;
     let mut queries = if args.queries.is_empty() {
         Query::ALL.to_vec()
     } else {

@@ -1037,6 +1037,85 @@ fn sigterm_does_not_wait_for_a_client_that_never_sent_hello() {
     }
 }
 
+/// Waits until the server has filled every buffer between it and a client
+/// that stopped reading, and is blocked writing: the bytes waiting in the
+/// client's socket stop growing (checked with peek, which reads nothing).
+fn wait_until_the_server_blocks_writing(stalled: &mut Raw) {
+    let mut peek = vec![0u8; 64 << 20];
+    let (mut queued, mut unchanged) = (0usize, 0);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while unchanged < 10 {
+        assert!(
+            Instant::now() < deadline,
+            "the server never stopped sending"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+        let now = stalled.stream.peek(&mut peek).unwrap();
+        unchanged = if now == queued { unchanged + 1 } else { 0 };
+        queued = now;
+    }
+}
+
+/// With one running slot, a request waits for it and the wait counts toward
+/// its timeout: a trivial count behind a stalled export times out with 3003
+/// and the connection stays usable. The stalled client itself is dropped once
+/// it has read nothing for the idle timeout, which frees the slot, and the
+/// waiting client's next count is answered: a client that stops reading
+/// cannot hold a slot forever.
+#[test]
+fn requests_wait_for_a_running_slot_and_a_stalled_client_gives_its_slot_up() {
+    let mut server = Server::start(&[
+        "--max-statement-bytes",
+        "8000000",
+        "--max-running-queries",
+        "1",
+        "--idle-timeout-secs",
+        "3",
+    ]);
+    let mut c = server.client();
+    fill_big_table(&mut c, 50_000, 25_000);
+    let mut stalled = Raw::welcomed(&server.addr);
+    stalled.send(&query(&"SELECT id, pad FROM t;".repeat(200)));
+    assert!(matches!(stalled.read(), Ok(Message::Schema { .. })));
+    wait_until_the_server_blocks_writing(&mut stalled);
+    // The only slot is held by the stalled request: a count waits, and its
+    // 100 ms timeout runs out while it waits.
+    c.set_option("timeout_ms", "100").unwrap();
+    let e = c.execute("SELECT COUNT(*) FROM t").unwrap_err();
+    assert_eq!(server_code(&e), 3003, "{e}");
+    // Without a timeout it waits until the stalled client is dropped (a raw
+    // client, so that a wait that never ends fails on its read timeout).
+    let mut waiting = Raw::welcomed(&server.addr);
+    waiting.send(&query("SELECT COUNT(*) FROM t"));
+    loop {
+        match waiting.read() {
+            Ok(Message::Ready) => break,
+            Ok(Message::Error { code, message, .. }) => {
+                panic!("the count failed: {code} {message}")
+            }
+            Ok(_) => {}
+            Err(e) => panic!("no answer while a stalled client held the slot: {e:?}"),
+        }
+    }
+    c.set_option("timeout_ms", "0").unwrap();
+    assert_eq!(count(&mut c, "SELECT COUNT(*) FROM t"), 50_000);
+    // The stalled client was closed: what it reads now ends without Ready.
+    let mut ended = false;
+    for _ in 0..1_000_000 {
+        match stalled.read() {
+            Ok(Message::Ready) => panic!("the stalled request finished instead of being dropped"),
+            Ok(_) => {}
+            Err(_) => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    assert!(ended, "the stalled connection was never closed");
+    drop(c);
+    assert!(server.stop().success());
+}
+
 /// A client that started a long streaming query and stopped reading must not
 /// hold up shutdown: its query is stopped and its connection closed. The
 /// session is blocked writing to the full socket (inside the `select!` arm
@@ -1051,22 +1130,7 @@ fn sigterm_does_not_wait_for_a_client_that_stopped_reading() {
     let mut stalled = Raw::welcomed(&server.addr);
     stalled.send(&query(&"SELECT id, pad FROM t;".repeat(200)));
     assert!(matches!(stalled.read(), Ok(Message::Schema { .. })));
-    // Wait until the server has filled every buffer between it and the
-    // client and is blocked writing: the bytes waiting in the client's socket
-    // stop growing (checked with peek, which reads nothing).
-    let mut peek = vec![0u8; 64 << 20];
-    let (mut queued, mut unchanged) = (0usize, 0);
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while unchanged < 10 {
-        assert!(
-            Instant::now() < deadline,
-            "the server never stopped sending"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-        let now = stalled.stream.peek(&mut peek).unwrap();
-        unchanged = if now == queued { unchanged + 1 } else { 0 };
-        queued = now;
-    }
+    wait_until_the_server_blocks_writing(&mut stalled);
     // The stalled client slows only itself: others are served meanwhile.
     server.client().ping().unwrap();
     let status = stop_within_deadline(&mut server, "client that stopped reading");

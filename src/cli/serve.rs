@@ -37,6 +37,9 @@ pub struct ServeArgs {
     /// Maximum concurrent connections [default: 256]
     #[arg(long)]
     pub max_connections: Option<usize>,
+    /// Requests executed at once; the others wait their turn (bounds threads and query memory) [default: 8 per core]
+    #[arg(long)]
+    pub max_running_queries: Option<usize>,
     /// Largest protocol frame accepted, in bytes [default: 16777216]
     #[arg(long)]
     pub max_frame_bytes: Option<u32>,
@@ -52,6 +55,9 @@ pub struct ServeArgs {
     /// Memory one query may use for intermediate results (GROUP BY groups), in MiB, 0 = no limit [default: 1024]
     #[arg(long, value_name = "MIB")]
     pub query_memory_limit: Option<u64>,
+    /// Start a background checkpoint when the WAL grows past this many bytes (smaller: faster restarts, more checkpoint work) [default: 67108864]
+    #[arg(long, value_name = "BYTES")]
+    pub checkpoint_wal_bytes: Option<u64>,
 }
 
 /// The server's default limit on one query's intermediate results.
@@ -66,11 +72,13 @@ struct FileConfig {
     auth: Option<PathBuf>,
     insecure_allow_remote: Option<bool>,
     max_connections: Option<usize>,
+    max_running_queries: Option<usize>,
     max_frame_bytes: Option<u32>,
     max_statement_bytes: Option<usize>,
     idle_timeout_secs: Option<u64>,
     query_timeout_ms: Option<u64>,
     query_memory_limit: Option<u64>,
+    checkpoint_wal_bytes: Option<u64>,
 }
 
 fn load_config(path: &Path) -> Result<FileConfig, String> {
@@ -118,6 +126,12 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         }
         config.max_connections = n;
     }
+    if let Some(n) = args.max_running_queries.or(file.max_running_queries) {
+        if n == 0 {
+            return Err("--max-running-queries must be at least 1".into());
+        }
+        config.max_running_queries = n;
+    }
     if let Some(n) = args.max_frame_bytes.or(file.max_frame_bytes) {
         config.max_frame_bytes = n.max(64);
     }
@@ -137,10 +151,19 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         .query_memory_limit
         .or(file.query_memory_limit)
         .unwrap_or(DEFAULT_QUERY_MEMORY_MIB);
+    let defaults = Options::default().durability(durability);
+    let checkpoint_wal_bytes = args
+        .checkpoint_wal_bytes
+        .or(file.checkpoint_wal_bytes)
+        .unwrap_or(defaults.checkpoint_wal_bytes);
+    if checkpoint_wal_bytes == 0 {
+        return Err("--checkpoint-wal-bytes must be at least 1".into());
+    }
     let options = Options {
         query_memory_limit: (query_memory_mib > 0)
             .then(|| query_memory_mib.saturating_mul(1 << 20)),
-        ..Options::default().durability(durability)
+        checkpoint_wal_bytes,
+        ..defaults
     };
     let db = Database::open(&data_dir, options)
         .map_err(|e| format!("cannot open {}: {e}", data_dir.display()))?;

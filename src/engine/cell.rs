@@ -173,6 +173,18 @@ impl Overlay {
         self.entries == 0
     }
 
+    /// The changes made after `lsn`, as (local row, entry).
+    pub fn newer_than(&self, lsn: u64) -> impl Iterator<Item = (u32, &OverlayEntry)> {
+        self.chunks.iter().enumerate().flat_map(move |(c, chunk)| {
+            chunk.iter().flat_map(move |chunk| {
+                chunk.iter().enumerate().filter_map(move |(i, e)| {
+                    let e = e.as_ref().filter(|e| e.lsn > lsn)?;
+                    Some((((c as u32) << CHUNK_BITS) | i as u32, e))
+                })
+            })
+        })
+    }
+
     /// Forgets every change at or below `lsn` (it is now in the part).
     pub fn retain_newer_than(&mut self, lsn: u64) {
         let mut entries = 0;

@@ -200,6 +200,22 @@ impl Inner {
                         .is_some_and(|s| s.live.contains(row));
                     !in_part && live
                 });
+                // A profile deleted at or below L and upserted again after it
+                // found its row through the old part (its id was not
+                // recent); the new part does not hold it, so it becomes
+                // recent here, or the index would lose a live profile.
+                for (shard_number, part) in &new_by_shard {
+                    let Some(shard) = table.shards.get(*shard_number as usize) else {
+                        continue;
+                    };
+                    for (local, entry) in shard.overlay.newer_than(lsn) {
+                        let Some(image) = &entry.image else { continue };
+                        if !part.has_key(local) {
+                            let row = shard.first_row() | local;
+                            let _ = next.find_or_insert(&image.key, next.hash(&image.key), row);
+                        }
+                    }
+                }
                 indexes.insert(table.id, Arc::new(next));
             }
         }

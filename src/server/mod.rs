@@ -9,6 +9,12 @@
 //! blocking pool and stream row batches back through a bounded channel, so a
 //! slow client slows its own query, not the server.
 //!
+//! At most `max_running_queries` requests execute at once (a semaphore in
+//! front of the blocking pool): the rest wait in line, so the threads and the
+//! working memory of queries stay bounded however many clients connect. A
+//! client that stops reading its results for longer than the idle timeout is
+//! dropped, so it cannot hold a running slot forever.
+//!
 //! Invariants: no input from a client panics the server or reaches another
 //! client; every limit (frame size, statement size, connections, idle time,
 //! query time) ends in a protocol Error with its code.
@@ -48,6 +54,17 @@ pub struct ServerConfig {
     pub allow_remote_without_auth: bool,
     /// Users from `--auth FILE` (users created with CREATE USER are read from the database).
     pub users: Users,
+    /// Requests executed at once; the others wait their turn (the wait counts
+    /// toward their query timeout). Each running request holds a thread and
+    /// its working memory, so this bounds both however many clients connect.
+    pub max_running_queries: usize,
+}
+
+/// The default for [`ServerConfig::max_running_queries`]: eight per core, so
+/// writers waiting on a shared fsync still fill a commit group while the
+/// cores stay busy with queries.
+pub fn default_running_queries() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get()) * 8
 }
 
 impl Default for ServerConfig {
@@ -61,6 +78,7 @@ impl Default for ServerConfig {
             batch_rows: 4096,
             allow_remote_without_auth: false,
             users: Users::default(),
+            max_running_queries: default_running_queries(),
         }
     }
 }
@@ -69,6 +87,8 @@ pub(crate) struct Shared {
     pub db: Arc<Database>,
     pub config: ServerConfig,
     pub sessions: AtomicU64,
+    /// One permit per running request ([`ServerConfig::max_running_queries`]).
+    pub running: Arc<Semaphore>,
 }
 
 /// Serves `db` on `listener` until `shutdown` completes; then stops accepting,
@@ -82,6 +102,7 @@ pub async fn serve(
     let shared = Arc::new(Shared {
         db,
         sessions: AtomicU64::new(1),
+        running: Arc::new(Semaphore::new(config.max_running_queries.max(1))),
         config,
     });
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));

@@ -90,15 +90,31 @@ async fn drain(reader: &mut BufReader<OwnedReadHalf>) {
 
 struct Writer {
     out: BufWriter<OwnedWriteHalf>,
+    /// How long a write may wait for the client to read (the idle timeout):
+    /// past it the client is taken as gone, so it cannot pin a running
+    /// request (and its slot) by not reading.
+    stall_limit: Duration,
+}
+
+fn stalled(limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("the client read nothing for {} s; closing", limit.as_secs()),
+    )
 }
 
 impl Writer {
     async fn send(&mut self, m: &Message) -> std::io::Result<()> {
         let (kind, payload) = m.encode();
-        self.out.write_all(&encode_frame(kind, &payload)).await
+        let frame = encode_frame(kind, &payload);
+        tokio::time::timeout(self.stall_limit, self.out.write_all(&frame))
+            .await
+            .map_err(|_| stalled(self.stall_limit))?
     }
     async fn flush(&mut self) -> std::io::Result<()> {
-        self.out.flush().await
+        tokio::time::timeout(self.stall_limit, self.out.flush())
+            .await
+            .map_err(|_| stalled(self.stall_limit))?
     }
     async fn error(&mut self, code: u16, message: impl Into<String>) -> std::io::Result<()> {
         self.send(&Message::Error {
@@ -124,6 +140,7 @@ pub(crate) async fn run(
     let mut frames = spawn_reader(read, config.max_frame_bytes);
     let mut w = Writer {
         out: BufWriter::with_capacity(1 << 16, write),
+        stall_limit: config.idle_timeout,
     };
     // Handshake.
     let first = tokio::select! {
@@ -408,19 +425,45 @@ async fn run_request(
     let (tx, mut rx) = mpsc::channel::<Message>(8);
     let db = shared.db.clone();
     let batch_rows = shared.config.batch_rows;
+    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
+    // Wait for a running slot; the wait counts toward the timeout.
+    let slot = tokio::select! {
+        slot = shared.running.clone().acquire_owned() => slot.ok(),
+        _ = until(deadline) => {
+            flag.store(TIMED_OUT, Ordering::SeqCst);
+            None
+        }
+        _ = stop.recv() => {
+            flag.store(SHUTTING_DOWN, Ordering::SeqCst);
+            None
+        }
+    };
+    let Some(slot) = slot else {
+        let keep_open = flag.load(Ordering::SeqCst) == TIMED_OUT;
+        if let Some(m) = stopped(&flag) {
+            w.send(&m).await?;
+        }
+        if keep_open {
+            w.send(&Message::Ready).await?;
+        }
+        w.flush().await?;
+        return Ok(keep_open);
+    };
     let worker = {
         let flag = flag.clone();
         let principal = principal.clone();
-        tokio::task::spawn_blocking(move || match job {
-            Job::Query(text) => execute_request(&db, &principal, &text, &tx, &flag, batch_rows),
-            Job::InsertRows {
-                table,
-                columns,
-                rows,
-            } => execute_insert(&db, &principal, &table, columns, rows, &tx),
+        tokio::task::spawn_blocking(move || {
+            let _slot = slot;
+            match job {
+                Job::Query(text) => execute_request(&db, &principal, &text, &tx, &flag, batch_rows),
+                Job::InsertRows {
+                    table,
+                    columns,
+                    rows,
+                } => execute_insert(&db, &principal, &table, columns, rows, &tx),
+            }
         })
     };
-    let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
     let mut keep_open = true;
     let mut client_gone = false;
     let mut timed_out = false;
@@ -460,7 +503,7 @@ async fn run_request(
                     keep_open = false;
                 }
             },
-            _ = async { match deadline { Some(d) => tokio::time::sleep_until(d).await, None => std::future::pending().await } }, if !timed_out => {
+            _ = until(deadline), if !timed_out => {
                 timed_out = true;
                 let _ = flag.compare_exchange(RUNNING, TIMED_OUT, Ordering::SeqCst, Ordering::SeqCst);
             }
@@ -473,6 +516,14 @@ async fn run_request(
     let _ = worker.await;
     w.flush().await?;
     Ok(keep_open)
+}
+
+/// Completes at `deadline`, never without one.
+async fn until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
+    }
 }
 
 /// Maps a query error to a protocol code, message and position.

@@ -124,3 +124,99 @@ fn a_checkpoint_that_cannot_write_a_part_or_the_manifest_changes_nothing() {
     let report = cohortdb::engine::check::check(dir).expect("check");
     assert!(report.torn_tail.is_none(), "{report:?}");
 }
+
+/// A directory fsync that fails in a checkpoint: after the part files are
+/// written (their directory), or after the manifest is renamed (the data
+/// directory). The checkpoint reports it and the database goes on; nothing
+/// acknowledged is lost, at once or after a reopen, and `check` is clean.
+#[test]
+fn a_failed_directory_fsync_fails_the_checkpoint_and_loses_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let db = setup(dir);
+    for (target, what) in [
+        (dir.join("tables"), "parts"),
+        (dir.to_path_buf(), "manifest"),
+    ] {
+        write(&db, what, 7).expect("write");
+        arm(&target, Fault::DirSyncError);
+        let e = db.checkpoint().expect_err("checkpoint must fail");
+        assert!(
+            e.to_string().contains("directory fsync failed"),
+            "{what}: {e}"
+        );
+        clear(&target);
+        assert_eq!(value(&db, what), Some(Value::Int(7)), "{what}");
+        write(&db, &format!("{what}-after"), 8).expect("still writable");
+    }
+    db.checkpoint().expect("a later checkpoint works");
+    drop(db);
+    let db = open(dir);
+    for id in [
+        "acked",
+        "parts",
+        "parts-after",
+        "manifest",
+        "manifest-after",
+    ] {
+        assert!(value(&db, id).is_some(), "{id} lost");
+    }
+    drop(db);
+    let report = cohortdb::engine::check::check(dir).expect("check");
+    assert!(report.torn_tail.is_none(), "{report:?}");
+}
+
+/// A directory fsync that fails when a checkpoint starts a new WAL segment:
+/// writes made into that segment might not survive a power loss, so, as
+/// after a failed WAL fsync, the database refuses writes until reopened.
+#[test]
+fn a_failed_wal_directory_fsync_makes_the_database_read_only_until_reopened() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let db = setup(dir);
+    write(&db, "before", 9).expect("write");
+    arm(&dir.join("wal"), Fault::DirSyncError);
+    let e = db.checkpoint().expect_err("checkpoint must fail");
+    assert!(e.to_string().contains("directory fsync failed"), "{e}");
+    let e = write(&db, "refused", 10).expect_err("read-only");
+    assert!(e.contains("read-only"), "{e}");
+    assert_eq!(value(&db, "before"), Some(Value::Int(9)), "reads go on");
+    drop(db);
+    clear(dir);
+    let db = open(dir);
+    assert_eq!(value(&db, "before"), Some(Value::Int(9)));
+    assert_eq!(value(&db, "refused"), None);
+    write(&db, "after", 11).expect("writable after reopen");
+}
+
+/// A read that fails while opening — the manifest, a part file, a WAL
+/// segment — fails the open with an error naming the file; nothing is
+/// changed, and the next open, with the disk healthy, has every write.
+#[test]
+fn a_failed_read_at_open_names_the_file_and_changes_nothing() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path();
+    let db = setup(dir);
+    write(&db, "in-part", 12).expect("write");
+    db.checkpoint().expect("checkpoint");
+    write(&db, "in-wal", 13).expect("write");
+    drop(db);
+    for (target, names) in [
+        (dir.join("MANIFEST"), "MANIFEST"),
+        (dir.join("tables"), ".part"),
+        (dir.join("wal"), "wal"),
+    ] {
+        arm(&target, Fault::ReadError);
+        let e = match Database::open(dir, options()) {
+            Ok(_) => panic!("open must fail when {names} cannot be read"),
+            Err(e) => e.to_string(),
+        };
+        clear(&target);
+        assert!(e.contains("read failed (injected)"), "{names}: {e}");
+        assert!(e.contains(names), "the error names the file ({names}): {e}");
+    }
+    let db = open(dir);
+    assert_eq!(value(&db, "acked"), Some(Value::Int(1)));
+    assert_eq!(value(&db, "in-part"), Some(Value::Int(12)));
+    assert_eq!(value(&db, "in-wal"), Some(Value::Int(13)));
+}

@@ -5,7 +5,9 @@
 //! operation.
 //!
 //! Faults: a write that fails (`EIO`), a write that stops half-way and then
-//! fails, a full disk (`ENOSPC`), and an `fsync` that fails.
+//! fails, a full disk (`ENOSPC`), an `fsync` of a file that fails, an
+//! `fsync` of a directory that fails, and a read (or an open for reading)
+//! that fails.
 //!
 //! Invariants: with nothing armed, [`check`] is one uncontended lock and a
 //! lookup in an empty list; production code never arms a fault.
@@ -22,8 +24,13 @@ pub enum Fault {
     ShortWrite,
     /// The next write fails with "no space left on device".
     DiskFull,
-    /// The next fsync / fdatasync fails.
+    /// The next fsync / fdatasync of a file fails.
     SyncError,
+    /// The next fsync of the armed directory itself (making new or renamed
+    /// entries durable) fails.
+    DirSyncError,
+    /// The next read of a file, or open of one for reading, fails.
+    ReadError,
 }
 
 /// What an operation is.
@@ -31,6 +38,8 @@ pub enum Fault {
 pub enum Op {
     Write,
     Sync,
+    DirSync,
+    Read,
 }
 
 static ARMED: Mutex<Vec<(PathBuf, Fault)>> = Mutex::new(Vec::new());
@@ -56,10 +65,17 @@ pub fn check(path: &Path, op: Op) -> Option<Fault> {
         return None;
     }
     let at = armed.iter().position(|(dir, f)| {
-        path.starts_with(dir)
+        // A directory fault is for that directory itself, not those under it.
+        let under = match op {
+            Op::DirSync => path == dir,
+            _ => path.starts_with(dir),
+        };
+        under
             && match op {
-                Op::Write => *f != Fault::SyncError,
+                Op::Write => matches!(f, Fault::WriteError | Fault::ShortWrite | Fault::DiskFull),
                 Op::Sync => *f == Fault::SyncError,
+                Op::DirSync => *f == Fault::DirSyncError,
+                Op::Read => *f == Fault::ReadError,
             }
     })?;
     Some(armed.remove(at).1)
@@ -73,6 +89,8 @@ pub fn error(fault: Fault) -> std::io::Error {
             "no space left on device (injected)",
         ),
         Fault::SyncError => std::io::Error::other("fsync failed (injected)"),
+        Fault::DirSyncError => std::io::Error::other("directory fsync failed (injected)"),
+        Fault::ReadError => std::io::Error::other("read failed (injected)"),
         Fault::WriteError | Fault::ShortWrite => std::io::Error::other("write failed (injected)"),
     }
 }

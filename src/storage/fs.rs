@@ -13,6 +13,9 @@ use std::path::{Path, PathBuf};
 
 /// Makes the directory entries of `dir` durable.
 pub fn sync_dir(dir: &Path) -> Result<()> {
+    if let Some(fault) = super::faults::check(dir, super::faults::Op::DirSync) {
+        return Err(StorageError::io(dir, super::faults::error(fault)));
+    }
     let handle = File::open(dir).map_err(|e| StorageError::io(dir, e))?;
     handle.sync_all().map_err(|e| StorageError::io(dir, e))
 }
@@ -59,7 +62,18 @@ pub fn create_new(path: &Path) -> Result<File> {
 
 /// Reads a whole file.
 pub fn read(path: &Path) -> Result<Vec<u8>> {
+    if let Some(fault) = super::faults::check(path, super::faults::Op::Read) {
+        return Err(StorageError::io(path, super::faults::error(fault)));
+    }
     fs::read(path).map_err(|e| StorageError::io(path, e))
+}
+
+/// Opens a file for reading (to map it).
+pub fn open_read(path: &Path) -> Result<File> {
+    if let Some(fault) = super::faults::check(path, super::faults::Op::Read) {
+        return Err(StorageError::io(path, super::faults::error(fault)));
+    }
+    File::open(path).map_err(|e| StorageError::io(path, e))
 }
 
 /// Removes a file; a file already gone is not an error.

@@ -200,7 +200,7 @@ pub struct PartReader {
 impl PartReader {
     /// Maps `path` and verifies every checksum in it.
     pub fn open(path: &Path) -> Result<Self> {
-        let file = File::open(path).map_err(|e| StorageError::io(path, e))?;
+        let file = fs::open_read(path)?;
         // SAFETY: part files are immutable once written (see the module doc) and
         // the database directory is locked against other writers, so the mapped
         // bytes do not change while mapped. Every read below is bounds-checked.

@@ -604,6 +604,30 @@ fn extended_protocol_portals_errors_and_limits() {
         "{got:?}"
     );
 
+    // Untyped parameters (OID 0, as pgbench and node-postgres send them)
+    // are typed by what binds: text for TEXT columns, a number for INT ones.
+    c.send(&[
+        Frontend::Parse {
+            name: "".into(),
+            query: "SELECT COUNT(*) FROM t WHERE n >= $1 AND id <> $2".into(),
+            param_types: vec![],
+        },
+        Frontend::Bind {
+            portal: "".into(),
+            statement: "".into(),
+            param_formats: vec![],
+            params: vec![Some(b"2".to_vec()), Some(b"3".to_vec())],
+            result_formats: vec![],
+        },
+        Frontend::Execute {
+            portal: "".into(),
+            max_rows: 0,
+        },
+        Frontend::Sync,
+    ]);
+    let got = c.until_ready();
+    assert_eq!(data_rows(&got), [[Some("2".to_string())]], "{got:?}");
+
     // An error skips to Sync; the session goes on.
     c.send(&[
         Frontend::Parse {

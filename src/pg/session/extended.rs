@@ -78,13 +78,46 @@ impl Session {
             })
             .collect();
         let original = prepared.text.clone();
-        let substituted = match sql::substitute(&original, &bound) {
+        let mut substituted = match sql::substitute(&original, &bound) {
             Ok(s) => s,
             Err(e) => {
                 self.extended_error(&PgErrorResponse::new(errors::BAD_VALUE, e.to_string()));
                 return;
             }
         };
+        // Untyped parameters (pgbench, node-postgres) are strings; PostgreSQL
+        // would type them from context. If the statement does not bind so and
+        // some look like numbers, try them as numbers.
+        if !self.binds(&substituted.text) {
+            let numeric = |(oid, format, value): &(u32, i16, Option<Vec<u8>>)| {
+                matches!(*oid, 0 | types::UNKNOWN)
+                    && *format == 0
+                    && value
+                        .as_deref()
+                        .and_then(|v| std::str::from_utf8(v).ok())
+                        .is_some_and(|t| t.trim().parse::<f64>().is_ok_and(f64::is_finite))
+            };
+            let candidates: Vec<usize> = (0..bound.len()).filter(|&i| numeric(&bound[i])).collect();
+            // Every choice of which of them are numbers (binding is cheap; at
+            // most 63 tries), all-numbers first.
+            let k = candidates.len().min(6);
+            let mut masks: Vec<u32> = (1..(1u32 << k)).collect();
+            masks.sort_by_key(|m| std::cmp::Reverse(m.count_ones()));
+            for mask in masks {
+                let mut retyped = bound.clone();
+                for (bit, &i) in candidates.iter().take(k).enumerate() {
+                    if mask & (1 << bit) != 0 {
+                        retyped[i].0 = types::NUMERIC;
+                    }
+                }
+                if let Ok(s) = sql::substitute(&original, &retyped) {
+                    if self.binds(&s.text) {
+                        substituted = s;
+                        break;
+                    }
+                }
+            }
+        }
         let plan = if sql::is_blank(&substituted.text) {
             Err(PgErrorResponse::new("00000", ""))
         } else {
@@ -111,6 +144,18 @@ impl Session {
             },
         );
         self.push(&Backend::BindComplete);
+    }
+
+    /// Whether `text` parses and binds as CohortQL (without running it);
+    /// true for anything that is not CohortQL.
+    fn binds(&self, text: &str) -> bool {
+        let Ok(Plan::CohortQl { text, statements }) = plan::plan(text, &self.context()) else {
+            return true;
+        };
+        let snapshot = self.shared.db.snapshot();
+        statements.iter().all(|s| {
+            crate::query::bind::bind(&text, &snapshot, &s.statement, self.principal.role).is_ok()
+        })
     }
 
     pub(super) async fn describe(&mut self, target: Target, name: &str) {

@@ -125,7 +125,7 @@ fn columns(r: &Relation) -> Vec<(String, u32, bool, bool)> {
 
 /// The select-list items of `text` (between the first SELECT and its FROM),
 /// each as (expression, output name).
-fn select_items(text: &str) -> Vec<(String, String)> {
+pub(crate) fn select_items(text: &str) -> Vec<(String, String)> {
     let lower = text.to_ascii_lowercase();
     let Some(start) = find_word(&lower, "select", 0) else {
         return Vec::new();
@@ -162,7 +162,7 @@ fn find_word(lower: &str, word: &str, from: usize) -> Option<usize> {
             b'(' => depth += 1,
             b')' => depth -= 1,
             _ if depth == 0
-                && lower[i..].starts_with(word)
+                && b[i..].starts_with(word.as_bytes())
                 && (i == 0 || !is_ident(b[i - 1]))
                 && b.get(i + word.len()).is_none_or(|&n| !is_ident(n)) =>
             {

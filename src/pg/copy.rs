@@ -187,7 +187,10 @@ fn unquote_ident(s: &str) -> String {
 /// `[WITH] (FORMAT csv, HEADER, DELIMITER ',', NULL '')` or `[WITH] CSV HEADER`.
 fn parse_options(options: &str) -> Result<Format, PgErrorResponse> {
     let mut o = options.trim();
-    if o.len() >= 4 && o[..4].eq_ignore_ascii_case("with") {
+    if o.as_bytes()
+        .get(..4)
+        .is_some_and(|w| w.eq_ignore_ascii_case(b"with"))
+    {
         o = o[4..].trim_start();
     }
     let o = o.trim_start_matches('(').trim_end_matches(')');
@@ -647,6 +650,14 @@ mod tests {
         assert!(parse("COPY profiles FROM '/etc/passwd'").is_err());
         assert!(parse("COPY profiles FROM STDIN (FORMAT binary)").is_err());
         assert!(parse("COPY (SELECT 1 FROM STDIN").is_err());
+        for text in [
+            "COPY t FROM STDIN wé",
+            "COPY t FROM STDIN éééé",
+            "COPYé",
+            "COPY é",
+        ] {
+            let _ = parse(text);
+        }
     }
 
     #[test]

@@ -55,6 +55,34 @@ pub enum PgError {
     Io(#[from] std::io::Error),
 }
 
+/// Everything the fuzz target runs on client text: splitting, parameter
+/// substitution, session commands, COPY and catalog select lists must
+/// return (an answer or an error) for any text, never panic.
+pub fn fuzz_text(text: &str) {
+    for piece in sql::split(text) {
+        let _ = sql::strip_leading(piece.text);
+        let _ = copy::parse(piece.text);
+        let mut s = settings::Settings::new("fuzz", true, None);
+        let _ = s.handle(piece.text);
+    }
+    let n = sql::param_count(text).min(4);
+    let params: Vec<(u32, i16, Option<Vec<u8>>)> = (0..n)
+        .map(|i| {
+            (
+                types::TEXT,
+                0,
+                Some(text.as_bytes()[..text.len().min(i * 3)].to_vec()),
+            )
+        })
+        .collect();
+    if let Ok(s) = sql::substitute(text, &params) {
+        let _ = s.original_offset(s.text.len() / 2);
+    }
+    let _ = catalog::select_items(text);
+    let _ = catalog::is_catalog_query(&text.to_ascii_lowercase());
+    let _ = types::parse_array(text);
+}
+
 /// Backend keys of live sessions, for CancelRequest.
 #[derive(Default)]
 pub struct Cancels {

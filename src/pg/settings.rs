@@ -311,7 +311,7 @@ impl Settings {
     fn set_statement(&mut self, t: &str) -> Result<Outcome, PgErrorResponse> {
         let mut rest = t[3..].trim_start();
         for scope in ["session ", "local "] {
-            if rest.len() >= scope.len() && rest[..scope.len()].eq_ignore_ascii_case(scope) {
+            if starts_with_ignore_case(rest, scope) {
                 rest = rest[scope.len()..].trim_start();
             }
         }
@@ -336,7 +336,7 @@ impl Settings {
             let mut value = rest[split..].trim_start();
             if let Some(v) = value.strip_prefix('=') {
                 value = v.trim_start();
-            } else if value.len() >= 3 && value[..3].eq_ignore_ascii_case("to ") {
+            } else if starts_with_ignore_case(value, "to ") {
                 value = value[3..].trim_start();
             } else {
                 return Err(PgErrorResponse::new(
@@ -352,6 +352,14 @@ impl Settings {
         let value = unquote_list(value);
         Ok(done(self.set(name, &value)?.into_iter().collect()))
     }
+}
+
+/// Whether `s` starts with the ASCII `prefix`, in any case (never slices
+/// inside a character).
+fn starts_with_ignore_case(s: &str, prefix: &str) -> bool {
+    s.as_bytes()
+        .get(..prefix.len())
+        .is_some_and(|p| p.eq_ignore_ascii_case(prefix.as_bytes()))
 }
 
 /// `'a', b, "c"` → `a, b, c`.
@@ -446,5 +454,15 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(parse_millis("1min"), Some(60_000));
+        // Non-ASCII text never splits a character.
+        for text in [
+            "SET aéééé = 1",
+            "SET éé",
+            "SET x éé",
+            "SHOW é",
+            "SET TIME ZONE é",
+        ] {
+            let _ = s.handle(text);
+        }
     }
 }

@@ -37,7 +37,8 @@ pub enum Startup {
     Cancel { process_id: i32, secret_key: i32 },
     /// Protocol 3.0 start with its parameters (`user`, `database`, ...).
     Start { params: Vec<(String, String)> },
-    /// A protocol version CohortDB does not speak.
+    /// A protocol version CohortDB does not speak (the rest of the packet
+    /// is not read: it is refused whatever it holds).
     Unsupported { version: i32 },
 }
 
@@ -809,7 +810,8 @@ pub fn fuzz_decode(data: &[u8]) {
             if let Some(body) = data.get(4..4 + n) {
                 if let Ok(s) = decode_startup(body) {
                     let again = s.encode();
-                    if !matches!(s, Startup::Start { .. }) {
+                    // An unsupported version's body is not read past the version.
+                    if !matches!(s, Startup::Unsupported { .. }) {
                         assert_eq!(&again[4..], body);
                     }
                 }

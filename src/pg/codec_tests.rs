@@ -177,6 +177,16 @@ fn startup_packets_round_trip() {
         }
     }
     assert!(decode_startup(&[0, 3]).is_err());
+    // Found by fuzzing: an unsupported version with more bytes after it.
+    let mut packet = 0x04d2_0007i32.to_be_bytes().to_vec();
+    packet.extend_from_slice(&[0, 22, 46, 0, 0, 0, 0, 42]);
+    assert_eq!(
+        decode_startup(&packet).unwrap(),
+        Startup::Unsupported {
+            version: 0x04d2_0007
+        }
+    );
+    fuzz_decode(&[&[0, 0, 0, 16][..], &packet].concat());
 }
 
 #[test]

@@ -32,6 +32,7 @@ pub mod cli;
 pub mod client;
 pub mod engine;
 pub mod parallel;
+pub mod pg;
 pub mod protocol;
 pub mod query;
 pub mod server;

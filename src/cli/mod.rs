@@ -4,7 +4,7 @@
 
 mod bench;
 mod check;
-mod import;
+pub(crate) mod import;
 mod serve;
 mod shell;
 

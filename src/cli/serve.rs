@@ -2,11 +2,14 @@
 //! protocol until SIGINT or SIGTERM, then stops accepting, lets running
 //! requests finish or cancels them, checkpoints and exits 0.
 //!
+//! With `--pg-listen ADDR` it also speaks the PostgreSQL wire protocol
+//! (src/pg/, docs/postgres.md) on the same database, users and limits.
+//!
 //! Settings come from flags, or from `--config FILE` (TOML with the same
 //! names, e.g. `listen = "127.0.0.1:7433"`); a flag overrides the file.
 
 use crate::engine::{Database, Durability, Options};
-use crate::server::{load_auth_file, serve, ServerConfig};
+use crate::server::{load_auth_file, serve_with_pg, ServerConfig};
 use clap::Args;
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -22,6 +25,9 @@ pub struct ServeArgs {
     /// Address to listen on; port 0 picks a free port [default: 127.0.0.1:7433]
     #[arg(long)]
     pub listen: Option<String>,
+    /// Also speak the PostgreSQL wire protocol on this address (e.g. 127.0.0.1:5433); off unless given
+    #[arg(long, value_name = "ADDR")]
+    pub pg_listen: Option<String>,
     /// always | interval | interval:<ms> | off [default: always]
     #[arg(long)]
     pub durability: Option<String>,
@@ -68,6 +74,7 @@ const DEFAULT_QUERY_MEMORY_MIB: u64 = 1024;
 struct FileConfig {
     data_dir: Option<PathBuf>,
     listen: Option<String>,
+    pg_listen: Option<String>,
     durability: Option<String>,
     auth: Option<PathBuf>,
     insecure_allow_remote: Option<bool>,
@@ -110,6 +117,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
         .listen
         .or(file.listen)
         .unwrap_or_else(|| crate::client::DEFAULT_ADDR.to_string());
+    let pg_listen = args.pg_listen.or(file.pg_listen);
     let durability: Durability = args
         .durability
         .or(file.durability)
@@ -183,6 +191,21 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
             .await
             .map_err(|e| format!("cannot listen on {listen}: {e}"))?;
         let local = listener.local_addr().map_err(|e| e.to_string())?;
+        let pg = match &pg_listen {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|e| format!("cannot listen on {addr} (--pg-listen): {e}"))?,
+            ),
+            None => None,
+        };
+        let pg_note = match &pg {
+            Some(l) => format!(
+                ", PostgreSQL wire on {}",
+                l.local_addr().map_err(|e| e.to_string())?
+            ),
+            None => String::new(),
+        };
         let snapshot = db.snapshot();
         let tables = snapshot.tables();
         let profiles: u64 = tables
@@ -191,7 +214,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
             .map(|t| t.row_count())
             .sum();
         println!(
-            "cohortdb: ready on {local} (data dir {}, {} tables, {} profiles, durability {})",
+            "cohortdb: ready on {local} (data dir {}, {} tables, {} profiles, durability {}{pg_note})",
             data_dir.display(),
             tables.len(),
             profiles,
@@ -202,7 +225,7 @@ fn run_inner(args: ServeArgs) -> Result<(), String> {
             }
         );
         drop(snapshot);
-        serve(db.clone(), listener, config, shutdown_signal())
+        serve_with_pg(db.clone(), listener, pg, config, shutdown_signal())
             .await
             .map_err(|e| format!("server error: {e}"))
     });

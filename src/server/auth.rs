@@ -4,18 +4,31 @@
 //!
 //! Auth file format, one user per line, `#` comments:
 //! `name:role:password`, where password is an argon2 PHC string
-//! (`$argon2id$...`) or, for convenience, plain text (hashed when loaded;
-//! keep such a file readable by the server's user only).
+//! (`$argon2id$...`), optionally followed by `:` and a SCRAM-SHA-256
+//! verifier (`SCRAM-SHA-256$...`, for PostgreSQL clients), or, for
+//! convenience, plain text (hashed and given a verifier when loaded; keep
+//! such a file readable by the server's user only).
 
 use crate::engine::{Database, Value};
-use crate::query::users::{hash_password, verify_password, ROLES, USERS_TABLE};
+use crate::pg::scram::Verifier;
+use crate::query::users::{hash_password, scram_verifier, verify_password, ROLES, USERS_TABLE};
 use std::collections::BTreeMap;
 use std::path::Path;
 
-/// Users known from an auth file: name → (role, PHC hash).
+/// Users known from an auth file: name → (role, PHC hash, SCRAM verifier).
 #[derive(Debug, Clone, Default)]
 pub struct Users {
-    entries: BTreeMap<String, (String, String)>,
+    entries: BTreeMap<String, (String, String, Option<String>)>,
+}
+
+/// What the server knows of one user.
+#[derive(Debug, Clone)]
+pub(crate) struct UserRecord {
+    pub role: String,
+    /// argon2 PHC string.
+    pub phc: String,
+    /// SCRAM-SHA-256 verifier (src/pg/scram.rs), if the user has one.
+    pub scram: Option<String>,
 }
 
 impl Users {
@@ -25,7 +38,13 @@ impl Users {
 
     pub fn insert(&mut self, name: &str, role: &str, phc: String) {
         self.entries
-            .insert(name.to_string(), (role.to_string(), phc));
+            .insert(name.to_string(), (role.to_string(), phc, None));
+    }
+
+    /// [`Users::insert`] with a SCRAM-SHA-256 verifier for PostgreSQL clients.
+    pub fn insert_with_scram(&mut self, name: &str, role: &str, phc: String, scram: String) {
+        self.entries
+            .insert(name.to_string(), (role.to_string(), phc, Some(scram)));
     }
 }
 
@@ -56,12 +75,27 @@ pub fn load_auth_file(path: &Path) -> Result<Users, String> {
                 ROLES.join(", ")
             ));
         }
-        let phc = if secret.starts_with("$argon2") {
-            secret.to_string()
+        if secret.starts_with("$argon2") {
+            // A PHC string holds no ':', so a ':' starts the SCRAM verifier.
+            match secret.split_once(':') {
+                None => users.insert(name, role, secret.to_string()),
+                Some((phc, scram)) => {
+                    if Verifier::parse(scram).is_none() {
+                        return Err(format!(
+                            "{}:{}: after the argon2 hash, expected a SCRAM-SHA-256 verifier (SCRAM-SHA-256$<iterations>:<salt>$<StoredKey>:<ServerKey>)",
+                            path.display(),
+                            i + 1
+                        ));
+                    }
+                    users.insert_with_scram(name, role, phc.to_string(), scram.to_string());
+                }
+            }
         } else {
-            hash_password(secret).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?
-        };
-        users.insert(name, role, phc);
+            let phc =
+                hash_password(secret).map_err(|e| format!("{}:{}: {e}", path.display(), i + 1))?;
+            let scram = Verifier::generate(secret).to_string();
+            users.insert_with_scram(name, role, phc, scram);
+        }
     }
     Ok(users)
 }
@@ -76,6 +110,26 @@ pub(crate) fn any_users(file: &Users, db: &Database) -> bool {
             .unwrap_or(false)
 }
 
+/// The user called `name`: from the auth file, else from the database.
+pub(crate) fn lookup(file: &Users, db: &Database, name: &str) -> Option<UserRecord> {
+    if let Some((role, phc, scram)) = file.entries.get(name) {
+        return Some(UserRecord {
+            role: role.clone(),
+            phc: phc.clone(),
+            scram: scram.clone(),
+        });
+    }
+    let row = db.snapshot().table(USERS_TABLE).ok()?.get(name).ok()??;
+    match (row.values.first(), row.values.get(1)) {
+        (Some(Value::Text(role)), Some(Value::Text(phc))) => Some(UserRecord {
+            role: role.clone(),
+            phc: phc.clone(),
+            scram: scram_verifier(db, name),
+        }),
+        _ => None,
+    }
+}
+
 /// The role of `name` if `password` is right.
 pub(crate) fn authenticate(
     file: &Users,
@@ -83,15 +137,6 @@ pub(crate) fn authenticate(
     name: &str,
     password: &str,
 ) -> Option<String> {
-    let (role, phc) = match file.entries.get(name) {
-        Some((role, phc)) => (role.clone(), phc.clone()),
-        None => {
-            let row = db.snapshot().table(USERS_TABLE).ok()?.get(name).ok()??;
-            match (row.values.first(), row.values.get(1)) {
-                (Some(Value::Text(role)), Some(Value::Text(phc))) => (role.clone(), phc.clone()),
-                _ => return None,
-            }
-        }
-    };
-    verify_password(password, &phc).then_some(role)
+    let user = lookup(file, db, name)?;
+    verify_password(password, &user.phc).then_some(user.role)
 }

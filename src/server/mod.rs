@@ -22,7 +22,9 @@
 mod auth;
 mod session;
 
+pub(crate) use auth::{any_users, lookup as lookup_user};
 pub use auth::{load_auth_file, Users};
+pub(crate) use session::insert_rows;
 
 use crate::engine::Database;
 use crate::protocol::codes;
@@ -89,6 +91,8 @@ pub(crate) struct Shared {
     pub sessions: AtomicU64,
     /// One permit per running request ([`ServerConfig::max_running_queries`]).
     pub running: Arc<Semaphore>,
+    /// Backend keys of PostgreSQL sessions (CancelRequest).
+    pub pg_cancels: crate::pg::Cancels,
 }
 
 /// Serves `db` on `listener` until `shutdown` completes; then stops accepting,
@@ -99,20 +103,39 @@ pub async fn serve(
     config: ServerConfig,
     shutdown: impl std::future::Future<Output = ()>,
 ) -> std::io::Result<()> {
+    serve_with_pg(db, listener, None, config, shutdown).await
+}
+
+/// [`serve`], and the PostgreSQL wire protocol (src/pg/) on `pg` when
+/// given: one connection cap, one shutdown, the same sessions' limits.
+pub async fn serve_with_pg(
+    db: Arc<Database>,
+    listener: TcpListener,
+    pg: Option<TcpListener>,
+    config: ServerConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> std::io::Result<()> {
     let shared = Arc::new(Shared {
         db,
         sessions: AtomicU64::new(1),
         running: Arc::new(Semaphore::new(config.max_running_queries.max(1))),
         config,
+        pg_cancels: crate::pg::Cancels::default(),
     });
     let permits = Arc::new(Semaphore::new(shared.config.max_connections));
     let (stop_tx, _) = broadcast::channel::<()>(1);
     let mut tasks = tokio::task::JoinSet::new();
     tokio::pin!(shutdown);
     loop {
-        let accepted = tokio::select! {
+        let (accepted, is_pg) = tokio::select! {
             _ = &mut shutdown => break,
-            accepted = listener.accept() => accepted,
+            accepted = listener.accept() => (accepted, false),
+            accepted = async {
+                match &pg {
+                    Some(pg) => pg.accept().await,
+                    None => std::future::pending().await,
+                }
+            } => (accepted, true),
         };
         let (mut socket, peer) = match accepted {
             Ok(pair) => pair,
@@ -124,6 +147,10 @@ pub async fn serve(
         };
         let _ = socket.set_nodelay(true);
         let Ok(permit) = permits.clone().try_acquire_owned() else {
+            if is_pg {
+                tasks.spawn(crate::pg::too_many(socket));
+                continue;
+            }
             let _ = send_and_close(
                 &mut socket,
                 codes::TOO_MANY_CONNECTIONS,
@@ -136,7 +163,11 @@ pub async fn serve(
         let stop = stop_tx.subscribe();
         tasks.spawn(async move {
             let id = shared.sessions.fetch_add(1, Ordering::Relaxed);
-            session::run(shared, socket, peer, id, stop).await;
+            if is_pg {
+                crate::pg::connection(shared, socket, peer, id, stop).await;
+            } else {
+                session::run(shared, socket, peer, id, stop).await;
+            }
             drop(permit);
         });
         // Reap finished connections so the set does not grow.

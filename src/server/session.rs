@@ -593,7 +593,7 @@ fn execute_insert(
     let _ = tx.blocking_send(message).is_ok() && tx.blocking_send(Message::Ready).is_ok();
 }
 
-fn insert_rows(
+pub(crate) fn insert_rows(
     db: &crate::engine::Database,
     principal: &Principal,
     table: &str,

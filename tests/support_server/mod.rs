@@ -10,6 +10,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     pub child: Child,
     pub addr: String,
+    /// The PostgreSQL wire address, when started with `--pg-listen`.
+    pub pg_addr: Option<String>,
     pub dir: PathBuf,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -46,11 +48,16 @@ impl Server {
             .and_then(|r| r.split_whitespace().next())
             .unwrap_or_else(|| panic!("unexpected first line: {ready}"))
             .to_string();
+        let pg_addr = ready
+            .split("PostgreSQL wire on ")
+            .nth(1)
+            .map(|r| r.trim_end_matches(')').to_string());
         // Keep draining stdout so the server never blocks on a full pipe.
         std::thread::spawn(move || for _ in lines {});
         Server {
             child,
             addr,
+            pg_addr,
             dir: dir.to_path_buf(),
             _tmp: None,
         }

@@ -24,12 +24,12 @@
 //! and for connection or server failures.
 
 mod batch;
-mod cells;
+pub(crate) mod cells;
 mod csv_source;
 mod ndjson_source;
 mod progress;
 mod sender;
-mod table;
+pub(crate) mod table;
 
 use batch::{Batch, BatchBuilder, RowEnd};
 use clap::{Args, ValueEnum};

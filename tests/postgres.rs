@@ -4,7 +4,8 @@
 //! COPY in and out, errors with their SQLSTATE and position, SCRAM and
 //! cleartext authentication, analyst restrictions), psycopg 3 (the
 //! extended protocol with parameters, prepared statements, COPY; a Python
-//! script, tests/postgres/psycopg_check.py) and `pgbench` (8 clients, no
+//! script, tests/postgres/psycopg_check.py), node-postgres (a Node script,
+//! tests/postgres/node_pg_check.js) and `pgbench` (8 clients, no
 //! failed transaction) — and a raw client for what no driver sends.
 //!
 //! `.ci/run` installs psql/pgbench (postgresql-client) and psycopg when
@@ -368,6 +369,51 @@ fn psql_authenticates_with_scram_and_enforces_roles() {
     );
     let lines = ok(h, p, "bob", "bobpw", &["\\d crm"]);
     assert_eq!(lines, ["id|text||not null|", "country|text|||"]);
+}
+
+/// node-postgres from the npm registry, installed once per test run into a
+/// temporary directory; skipped (with a message) when node or npm is
+/// missing or the registry cannot be reached.
+#[test]
+fn node_postgres_runs_untyped_parameters_and_prepared_statements() {
+    let modules = tempfile::tempdir().unwrap();
+    let installed = Command::new("npm")
+        .args(["install", "--silent", "--no-audit", "--no-fund", "--prefix"])
+        .arg(modules.path())
+        .arg("pg@8")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !installed {
+        eprintln!(
+            "SKIPPED: node-postgres could not be installed (needs node, npm and the npm registry)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("users");
+    std::fs::write(&auth, "app:admin:app-secret\n").unwrap();
+    let (_server, h, p) = pg_server(&["--auth", auth.to_str().unwrap()]);
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/postgres/node_pg_check.js"
+    );
+    let o = Command::new("node")
+        .arg(script)
+        .env("NODE_PATH", modules.path().join("node_modules"))
+        .env("PGHOST", &h)
+        .env("PGPORT", &p)
+        .env("PGUSER", "app")
+        .env("PGPASSWORD", "app-secret")
+        .output()
+        .expect("run node");
+    let (out, err) = text(&o);
+    assert!(
+        o.status.success(),
+        "node-postgres checks failed:\n{out}\n{err}"
+    );
+    assert!(out.contains("all node-postgres checks passed"), "{out}");
 }
 
 #[test]

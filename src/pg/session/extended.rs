@@ -254,25 +254,37 @@ impl Session {
         }
     }
 
-    async fn describe_portal(&mut self, name: &str) {
-        let Some(portal) = self.portals.get_mut(name) else {
+    /// The plan of portal `name`; `None` when there is nothing to run, after
+    /// answering: `on_empty` for an empty query, the error for a missing
+    /// portal or one whose statement failed to plan.
+    fn portal_plan(&mut self, name: &str, on_empty: Backend) -> Option<Plan> {
+        let Some(portal) = self.portals.get(name) else {
             self.extended_error(&PgErrorResponse::new(
                 errors::PORTAL_NOT_FOUND,
                 format!("portal \"{name}\" does not exist"),
             ));
-            return;
+            return None;
         };
-        let plan = match &portal.plan {
-            Ok(p) => p.clone(),
+        match &portal.plan {
+            Ok(p) => Some(p.clone()),
             Err(e) if e.code == "00000" => {
-                self.push(&Backend::NoData);
-                return;
+                self.push(&on_empty);
+                None
             }
             Err(e) => {
                 let e = e.clone();
                 self.extended_error(&e);
-                return;
+                None
             }
+        }
+    }
+
+    async fn describe_portal(&mut self, name: &str) {
+        let Some(plan) = self.portal_plan(name, Backend::NoData) else {
+            return;
+        };
+        let Some(portal) = self.portals.get_mut(name) else {
+            return;
         };
         let formats = portal.formats.clone();
         // Reads run now, so the description is exact; the rows stream at Execute.
@@ -312,24 +324,11 @@ impl Session {
     }
 
     pub(super) async fn execute(&mut self, name: &str, max_rows: i32) {
-        let Some(portal) = self.portals.get_mut(name) else {
-            self.extended_error(&PgErrorResponse::new(
-                errors::PORTAL_NOT_FOUND,
-                format!("portal \"{name}\" does not exist"),
-            ));
+        let Some(plan) = self.portal_plan(name, Backend::EmptyQueryResponse) else {
             return;
         };
-        let plan = match &portal.plan {
-            Ok(p) => p.clone(),
-            Err(e) if e.code == "00000" => {
-                self.push(&Backend::EmptyQueryResponse);
-                return;
-            }
-            Err(e) => {
-                let e = e.clone();
-                self.extended_error(&e);
-                return;
-            }
+        let Some(portal) = self.portals.get_mut(name) else {
+            return;
         };
         if portal.done {
             self.push(&Backend::CommandComplete("SELECT 0".into()));

@@ -371,6 +371,32 @@ fn psql_authenticates_with_scram_and_enforces_roles() {
     assert_eq!(lines, ["id|text||not null|", "country|text|||"]);
 }
 
+/// Runs a driver's check script (`program script`, with `env`) against a
+/// server with one admin user, connection settings in PG* variables; the
+/// script must exit 0 and print `all <name> checks passed`.
+fn run_driver_checks(name: &str, program: &str, script: &str, env: &[(&str, &std::path::Path)]) {
+    let dir = tempfile::tempdir().unwrap();
+    let auth = dir.path().join("users");
+    std::fs::write(&auth, "app:admin:app-secret\n").unwrap();
+    let (_server, h, p) = pg_server(&["--auth", auth.to_str().unwrap()]);
+    let mut command = Command::new(program);
+    command
+        .arg(script)
+        .env("PGHOST", &h)
+        .env("PGPORT", &p)
+        .env("PGUSER", "app")
+        .env("PGPASSWORD", "app-secret");
+    for (key, value) in env {
+        command.env(key, value);
+    }
+    let o = command
+        .output()
+        .unwrap_or_else(|e| panic!("run {program}: {e}"));
+    let (out, err) = text(&o);
+    assert!(o.status.success(), "{name} checks failed:\n{out}\n{err}");
+    assert!(out.contains(&format!("all {name} checks passed")), "{out}");
+}
+
 /// node-postgres from the npm registry, installed once per test run into a
 /// temporary directory; skipped (with a message) when node or npm is
 /// missing or the registry cannot be reached.
@@ -391,29 +417,15 @@ fn node_postgres_runs_untyped_parameters_and_prepared_statements() {
         );
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let auth = dir.path().join("users");
-    std::fs::write(&auth, "app:admin:app-secret\n").unwrap();
-    let (_server, h, p) = pg_server(&["--auth", auth.to_str().unwrap()]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/postgres/node_pg_check.js"
+    run_driver_checks(
+        "node-postgres",
+        "node",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/postgres/node_pg_check.js"
+        ),
+        &[("NODE_PATH", &modules.path().join("node_modules"))],
     );
-    let o = Command::new("node")
-        .arg(script)
-        .env("NODE_PATH", modules.path().join("node_modules"))
-        .env("PGHOST", &h)
-        .env("PGPORT", &p)
-        .env("PGUSER", "app")
-        .env("PGPASSWORD", "app-secret")
-        .output()
-        .expect("run node");
-    let (out, err) = text(&o);
-    assert!(
-        o.status.success(),
-        "node-postgres checks failed:\n{out}\n{err}"
-    );
-    assert!(out.contains("all node-postgres checks passed"), "{out}");
 }
 
 #[test]
@@ -427,25 +439,15 @@ fn psycopg_runs_parameterised_queries_and_copy() {
         eprintln!("SKIPPED: python3 with psycopg is not installed (.ci/run installs it: pip install \"psycopg[binary]\")");
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let auth = dir.path().join("users");
-    std::fs::write(&auth, "app:admin:app-secret\n").unwrap();
-    let (_server, h, p) = pg_server(&["--auth", auth.to_str().unwrap()]);
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/postgres/psycopg_check.py"
+    run_driver_checks(
+        "psycopg",
+        "python3",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/postgres/psycopg_check.py"
+        ),
+        &[],
     );
-    let o = Command::new("python3")
-        .arg(script)
-        .env("PGHOST", &h)
-        .env("PGPORT", &p)
-        .env("PGUSER", "app")
-        .env("PGPASSWORD", "app-secret")
-        .output()
-        .expect("run python3");
-    let (out, err) = text(&o);
-    assert!(o.status.success(), "psycopg checks failed:\n{out}\n{err}");
-    assert!(out.contains("all psycopg checks passed"), "{out}");
 }
 
 #[test]

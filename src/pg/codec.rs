@@ -249,6 +249,20 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// A counted list (see [`Reader::count`]) of items read by `item`.
+    fn list<T>(
+        &mut self,
+        min_item_bytes: usize,
+        mut item: impl FnMut(&mut Self) -> Result<T, PgError>,
+    ) -> Result<Vec<T>, PgError> {
+        let n = self.count(min_item_bytes)?;
+        let mut items = Vec::with_capacity(n);
+        for _ in 0..n {
+            items.push(item(self)?);
+        }
+        Ok(items)
+    }
+
     pub fn finish(&self) -> Result<(), PgError> {
         if self.at == self.bytes.len() {
             Ok(())
@@ -314,11 +328,7 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<Frontend, PgError> {
         b'P' => {
             let name = r.cstr()?;
             let query = r.cstr()?;
-            let n = r.count(4)?;
-            let mut param_types = Vec::with_capacity(n);
-            for _ in 0..n {
-                param_types.push(r.u32()?);
-            }
+            let param_types = r.list(4, |r| r.u32())?;
             Frontend::Parse {
                 name,
                 query,
@@ -328,11 +338,7 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<Frontend, PgError> {
         b'B' => {
             let portal = r.cstr()?;
             let statement = r.cstr()?;
-            let n = r.count(2)?;
-            let mut param_formats = Vec::with_capacity(n);
-            for _ in 0..n {
-                param_formats.push(r.i16()?);
-            }
+            let param_formats = r.list(2, |r| r.i16())?;
             let n = r.count(4)?;
             let mut params = Vec::with_capacity(n);
             for _ in 0..n {
@@ -347,11 +353,7 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<Frontend, PgError> {
                     }
                 });
             }
-            let n = r.count(2)?;
-            let mut result_formats = Vec::with_capacity(n);
-            for _ in 0..n {
-                result_formats.push(r.i16()?);
-            }
+            let result_formats = r.list(2, |r| r.i16())?;
             Frontend::Bind {
                 portal,
                 statement,
@@ -584,11 +586,7 @@ impl Backend {
         };
         let copy_columns = |r: &mut Reader| -> Result<(u8, Vec<i16>), PgError> {
             let format = r.u8()?;
-            let n = r.count(2)?;
-            let mut columns = Vec::with_capacity(n);
-            for _ in 0..n {
-                columns.push(r.i16()?);
-            }
+            let columns = r.list(2, |r| r.i16())?;
             Ok((format, columns))
         };
         let m = match tag {
@@ -661,11 +659,7 @@ impl Backend {
             b'3' => Backend::CloseComplete,
             b'n' => Backend::NoData,
             b't' => {
-                let n = r.count(4)?;
-                let mut types = Vec::with_capacity(n);
-                for _ in 0..n {
-                    types.push(r.u32()?);
-                }
+                let types = r.list(4, |r| r.u32())?;
                 Backend::ParameterDescription(types)
             }
             b's' => Backend::PortalSuspended,

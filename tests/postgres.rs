@@ -5,7 +5,8 @@
 //! cleartext authentication, analyst restrictions), psycopg 3 (the
 //! extended protocol with parameters, prepared statements, COPY; a Python
 //! script, tests/postgres/psycopg_check.py), node-postgres (a Node script,
-//! tests/postgres/node_pg_check.js) and `pgbench` (8 clients, no
+//! tests/postgres/node_pg_check.js), pgjdbc (tests/postgres/JdbcCheck.java)
+//! and `pgbench` (8 clients, no
 //! failed transaction) — and a raw client for what no driver sends.
 //!
 //! `.ci/run` installs psql/pgbench (postgresql-client) and psycopg when
@@ -371,17 +372,17 @@ fn psql_authenticates_with_scram_and_enforces_roles() {
     assert_eq!(lines, ["id|text||not null|", "country|text|||"]);
 }
 
-/// Runs a driver's check script (`program script`, with `env`) against a
+/// Runs a driver's check script (`program args...`, with `env`) against a
 /// server with one admin user, connection settings in PG* variables; the
 /// script must exit 0 and print `all <name> checks passed`.
-fn run_driver_checks(name: &str, program: &str, script: &str, env: &[(&str, &std::path::Path)]) {
+fn run_driver_checks(name: &str, program: &str, args: &[&str], env: &[(&str, &std::path::Path)]) {
     let dir = tempfile::tempdir().unwrap();
     let auth = dir.path().join("users");
     std::fs::write(&auth, "app:admin:app-secret\n").unwrap();
     let (_server, h, p) = pg_server(&["--auth", auth.to_str().unwrap()]);
     let mut command = Command::new(program);
     command
-        .arg(script)
+        .args(args)
         .env("PGHOST", &h)
         .env("PGPORT", &p)
         .env("PGUSER", "app")
@@ -420,11 +421,38 @@ fn node_postgres_runs_untyped_parameters_and_prepared_statements() {
     run_driver_checks(
         "node-postgres",
         "node",
-        concat!(
+        &[concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/postgres/node_pg_check.js"
-        ),
+        )],
         &[("NODE_PATH", &modules.path().join("node_modules"))],
+    );
+}
+
+/// pgjdbc from Debian's libpostgresql-jdbc-java (installed by `.ci/run`),
+/// run as a single-file Java program; skipped (with a message) when java or
+/// the driver's jar is missing.
+#[test]
+fn jdbc_runs_prepared_statements_and_lists_tables() {
+    const JAR: &str = "/usr/share/java/postgresql.jar";
+    let java = Command::new("java")
+        .arg("-version")
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !java || !std::path::Path::new(JAR).exists() {
+        eprintln!("SKIPPED: java or {JAR} is missing (.ci/run installs libpostgresql-jdbc-java)");
+        return;
+    }
+    run_driver_checks(
+        "JDBC",
+        "java",
+        &[
+            "-cp",
+            JAR,
+            concat!(env!("CARGO_MANIFEST_DIR"), "/tests/postgres/JdbcCheck.java"),
+        ],
+        &[],
     );
 }
 
@@ -442,10 +470,10 @@ fn psycopg_runs_parameterised_queries_and_copy() {
     run_driver_checks(
         "psycopg",
         "python3",
-        concat!(
+        &[concat!(
             env!("CARGO_MANIFEST_DIR"),
             "/tests/postgres/psycopg_check.py"
-        ),
+        )],
         &[],
     );
 }

@@ -420,6 +420,14 @@ impl SaslInitial {
 
 // ---- writing --------------------------------------------------------------
 
+/// A list as the protocol counts it: an Int16 count, then each item by `put`.
+fn put_list<T>(b: &mut Vec<u8>, items: &[T], mut put: impl FnMut(&mut Vec<u8>, &T)) {
+    b.extend_from_slice(&(items.len() as i16).to_be_bytes());
+    for item in items {
+        put(b, item);
+    }
+}
+
 fn put_cstr(b: &mut Vec<u8>, s: &str) {
     // A NUL inside would end the string early for the peer: drop it.
     b.extend(s.bytes().filter(|&c| c != 0));
@@ -492,10 +500,7 @@ impl Backend {
         let copy_response = |out: &mut Vec<u8>, tag: u8, format: u8, columns: &[i16]| {
             put_message(out, tag, |b| {
                 b.push(format);
-                b.extend_from_slice(&(columns.len() as i16).to_be_bytes());
-                for c in columns {
-                    b.extend_from_slice(&c.to_be_bytes());
-                }
+                put_list(b, columns, |b, v| b.extend_from_slice(&v.to_be_bytes()));
             })
         };
         match self {
@@ -554,10 +559,7 @@ impl Backend {
             Backend::CloseComplete => put_message(out, b'3', |_| {}),
             Backend::NoData => put_message(out, b'n', |_| {}),
             Backend::ParameterDescription(types) => put_message(out, b't', |b| {
-                b.extend_from_slice(&(types.len() as i16).to_be_bytes());
-                for t in types {
-                    b.extend_from_slice(&t.to_be_bytes());
-                }
+                put_list(b, types, |b, v| b.extend_from_slice(&v.to_be_bytes()));
             }),
             Backend::PortalSuspended => put_message(out, b's', |_| {}),
             Backend::CopyInResponse { format, columns } => {
@@ -692,10 +694,7 @@ impl Frontend {
             } => put_message(out, b'P', |b| {
                 put_cstr(b, name);
                 put_cstr(b, query);
-                b.extend_from_slice(&(param_types.len() as i16).to_be_bytes());
-                for t in param_types {
-                    b.extend_from_slice(&t.to_be_bytes());
-                }
+                put_list(b, param_types, |b, v| b.extend_from_slice(&v.to_be_bytes()));
             }),
             Frontend::Bind {
                 portal,
@@ -706,10 +705,9 @@ impl Frontend {
             } => put_message(out, b'B', |b| {
                 put_cstr(b, portal);
                 put_cstr(b, statement);
-                b.extend_from_slice(&(param_formats.len() as i16).to_be_bytes());
-                for f in param_formats {
-                    b.extend_from_slice(&f.to_be_bytes());
-                }
+                put_list(b, param_formats, |b, v| {
+                    b.extend_from_slice(&v.to_be_bytes())
+                });
                 b.extend_from_slice(&(params.len() as i16).to_be_bytes());
                 for p in params {
                     match p {
@@ -720,10 +718,9 @@ impl Frontend {
                         }
                     }
                 }
-                b.extend_from_slice(&(result_formats.len() as i16).to_be_bytes());
-                for f in result_formats {
-                    b.extend_from_slice(&f.to_be_bytes());
-                }
+                put_list(b, result_formats, |b, v| {
+                    b.extend_from_slice(&v.to_be_bytes())
+                });
             }),
             Frontend::Describe { target, name } => put_message(out, b'D', |b| {
                 b.push(target.byte());

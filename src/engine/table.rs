@@ -36,16 +36,88 @@ pub struct KeyIndex {
     /// part until it is.
     filter: Arc<OnceLock<KeyFilter>>,
     /// Ids given a row since those parts were written.
-    recent: RwLock<HashTable<RecentKey>>,
+    recent: RwLock<Recent>,
     hasher: FastHash,
 }
 
-/// An id given a row since the parts were written, with its [`KeyIndex::hash`].
-#[derive(Debug, Clone)]
+/// The ids given a row since the parts were written: a hash table of
+/// fixed-size entries whose key bytes live in one arena, so adding an id
+/// allocates nothing per id and a generation is freed in two frees.
+///
+/// Invariant: every entry's `start..start + len` lies in `bytes` and holds
+/// the UTF-8 of its id; `hash` is its [`KeyIndex::hash`].
+#[derive(Debug, Default)]
+struct Recent {
+    table: HashTable<RecentKey>,
+    bytes: Vec<u8>,
+}
+
+/// One id of [`Recent`]: where its bytes are, its hash and its row.
+#[derive(Debug, Clone, Copy)]
 struct RecentKey {
     hash: u64,
-    key: Box<str>,
+    start: usize,
+    len: u32,
     row: u32,
+}
+
+impl Recent {
+    /// Room for `keys` ids of `bytes` bytes in all before anything regrows.
+    fn with_capacity(keys: usize, bytes: usize) -> Self {
+        Recent {
+            table: HashTable::with_capacity(keys),
+            bytes: Vec::with_capacity(bytes),
+        }
+    }
+
+    fn key(&self, entry: &RecentKey) -> &[u8] {
+        &self.bytes[entry.start..entry.start + entry.len as usize]
+    }
+
+    fn find(&self, key: &str, hash: u64) -> Option<u32> {
+        let bytes = &self.bytes;
+        self.table
+            .find(hash, |e| {
+                &bytes[e.start..e.start + e.len as usize] == key.as_bytes()
+            })
+            .map(|e| e.row)
+    }
+
+    /// `Ok(row)` after giving `key` (absent) `row`; `Err(existing)` if present.
+    fn find_or_insert(&mut self, key: &str, hash: u64, row: u32) -> Result<u32, u32> {
+        let Recent { table, bytes } = self;
+        match table.entry(
+            hash,
+            |e| &bytes[e.start..e.start + e.len as usize] == key.as_bytes(),
+            |e| e.hash,
+        ) {
+            Entry::Occupied(e) => Err(e.get().row),
+            Entry::Vacant(slot) => {
+                let start = bytes.len();
+                bytes.extend_from_slice(key.as_bytes());
+                slot.insert(RecentKey {
+                    hash,
+                    start,
+                    len: key.len() as u32,
+                    row,
+                });
+                Ok(row)
+            }
+        }
+    }
+
+    /// Adds an id known to be absent (copied from another generation).
+    fn insert_unique(&mut self, key: &[u8], hash: u64, row: u32) {
+        let start = self.bytes.len();
+        self.bytes.extend_from_slice(key);
+        let entry = RecentKey {
+            hash,
+            start,
+            len: key.len() as u32,
+            row,
+        };
+        self.table.insert_unique(hash, entry, |e| e.hash);
+    }
 }
 
 /// A hash of an id for [`KeyIndex`] lookups, computed once per id.
@@ -84,13 +156,19 @@ impl KeyIndex {
         stay_recent: impl Fn(&str, u32) -> bool,
     ) -> Self {
         let old = self.recent.read();
-        let mut recent = HashTable::with_capacity(old.len());
+        // Sized like the generation before, so that a bulk load, which
+        // adds about as many ids between checkpoints each time, does not
+        // regrow (and rehash) the table while the writer waits.
+        let mut recent = Recent::with_capacity(old.table.len(), old.bytes.len());
         let mut moved = Vec::new();
-        for entry in old.iter() {
-            if stay_recent(&entry.key, entry.row) {
-                recent.insert_unique(entry.hash, entry.clone(), |e: &RecentKey| e.hash);
+        for entry in old.table.iter() {
+            let bytes = old.key(entry);
+            // The arena holds only the UTF-8 that `find_or_insert` copied.
+            let key = std::str::from_utf8(bytes).unwrap_or_default();
+            if stay_recent(key, entry.row) {
+                recent.insert_unique(bytes, entry.hash, entry.row);
             } else {
-                moved.push((key_hash(&entry.key) >> 32) as u32);
+                moved.push((key_hash(key) >> 32) as u32);
             }
         }
         drop(old);
@@ -133,10 +211,7 @@ impl KeyIndex {
     }
 
     fn recent_row(&self, key: &str, hash: IdHash) -> Option<u32> {
-        self.recent
-            .read()
-            .find(hash.0, |e| &*e.key == key)
-            .map(|e| e.row)
+        self.recent.read().find(key, hash.0)
     }
 
     /// The row `key` was given since the parts were written, if any.
@@ -153,18 +228,7 @@ impl KeyIndex {
     /// The row `key` was given since the parts were written, or, if none,
     /// gives it `row`: `Ok(row)` when it was given now, `Err(existing)` else.
     pub fn find_or_insert(&self, key: &str, hash: IdHash, row: u32) -> Result<u32, u32> {
-        let mut recent = self.recent.write();
-        match recent.entry(hash.0, |e| &*e.key == key, |e| e.hash) {
-            Entry::Occupied(e) => Err(e.get().row),
-            Entry::Vacant(slot) => {
-                slot.insert(RecentKey {
-                    hash: hash.0,
-                    key: key.into(),
-                    row,
-                });
-                Ok(row)
-            }
-        }
+        self.recent.write().find_or_insert(key, hash.0, row)
     }
 }
 

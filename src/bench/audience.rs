@@ -56,6 +56,13 @@ pub fn tag_name(tag: usize) -> String {
     format!("i{:04}", tag + 1)
 }
 
+/// Every tag's name, by 0-based index (made once; writing a profile then
+/// formats nothing).
+pub fn tag_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| (0..N_TAGS).map(tag_name).collect())
+}
+
 /// The 0-based index of a tag name `i0001`..`i1000`.
 pub fn tag_index(name: &str) -> Option<usize> {
     let digits = name.strip_prefix('i')?;

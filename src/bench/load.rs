@@ -5,7 +5,8 @@
 //! InsertRows message (the columnar bulk-load message of docs/protocol.md,
 //! one atomic write on the server) of at most [`LoadLimits::rows`] rows
 //! (10,000, the import default) and about [`LoadLimits::bytes`] bytes (4 MiB,
-//! the import default), sent and acknowledged one after another.
+//! the import default), sent one after another; the next batch is encoded
+//! while the server applies the one before.
 //!
 //! Boundary: [`prepare_table`] before anything is sent; then
 //! [`Loader::send_block`] for every block, in row order; then
@@ -13,7 +14,7 @@
 //! acknowledged every row of every block passed to `send_block`, and the
 //! acknowledged count is the number of rows sent (each id once).
 
-use super::audience::{Block, Profile, COUNTRIES, GENDERS};
+use super::audience::{tag_names, Block, Profile, COUNTRIES, GENDERS};
 use super::queries::TABLE;
 use crate::client::{Client, ClientError};
 use crate::engine::Value;
@@ -128,16 +129,34 @@ pub struct LoadStats {
 }
 
 /// Sends blocks of profiles as InsertRows batches over one connection.
+///
+/// One batch at a time is in flight: a full batch is sent, and its
+/// acknowledgement is read only when the next batch is ready to go (or at
+/// [`Loader::finish`]), so the client encodes batch n + 1 while the server
+/// applies batch n. The protocol's one-request-at-a-time rule holds: nothing
+/// else is sent before the answer is read.
 pub struct Loader<'c> {
     client: &'c mut Client,
     limits: LoadLimits,
     columns: Vec<ColumnInfo>,
     rows: RowsEncoder,
+    /// Scratch space for an id's text.
+    id: String,
     /// First and last row number in `rows`, and how many rows it holds.
     first: u64,
     last: u64,
     pending: u64,
+    /// The batch sent and not yet acknowledged.
+    in_flight: Option<InFlight>,
     stats: LoadStats,
+}
+
+/// A batch the server has been sent but has not answered yet.
+struct InFlight {
+    first: u64,
+    last: u64,
+    rows: u64,
+    bytes: u64,
 }
 
 impl<'c> Loader<'c> {
@@ -151,9 +170,11 @@ impl<'c> Loader<'c> {
             },
             rows: RowsEncoder::new(columns.len()),
             columns,
+            id: String::new(),
             first: 0,
             last: 0,
             pending: 0,
+            in_flight: None,
             stats: LoadStats::default(),
         }
     }
@@ -165,7 +186,7 @@ impl<'c> Loader<'c> {
             if self.pending == 0 {
                 self.first = p.row;
             }
-            write_row(&mut self.rows, &p);
+            write_row(&mut self.rows, &mut self.id, &p);
             self.last = p.row;
             self.pending += 1;
             if self.pending as usize >= self.limits.rows || self.rows.len() >= self.limits.bytes {
@@ -175,60 +196,85 @@ impl<'c> Loader<'c> {
         Ok(())
     }
 
-    /// Sends the last partial batch; returns the totals.
+    /// Sends the last partial batch, waits for every acknowledgement and
+    /// returns the totals.
     pub fn finish(mut self) -> Result<LoadStats, LoadError> {
         self.flush()?;
+        self.await_in_flight()?;
         Ok(self.stats)
     }
 
+    /// Sends the batch being built, after the one in flight is acknowledged.
     fn flush(&mut self) -> Result<(), LoadError> {
         if self.pending == 0 {
             return Ok(());
         }
+        self.await_in_flight()?;
         let (first, last, sent) = (self.first, self.last, self.pending);
         let rows = std::mem::replace(&mut self.rows, RowsEncoder::new(self.columns.len()));
         let payload = rows.finish();
         let bytes = payload.len() as u64;
+        self.client
+            .send_insert_rows(TABLE, &self.columns, payload)
+            .map_err(|source| refused(first, last, source))?;
+        self.in_flight = Some(InFlight {
+            first,
+            last,
+            rows: sent,
+            bytes,
+        });
+        self.pending = 0;
+        Ok(())
+    }
+
+    /// Reads the answer to the batch in flight, if any, and counts it.
+    fn await_in_flight(&mut self) -> Result<(), LoadError> {
+        let Some(batch) = self.in_flight.take() else {
+            return Ok(());
+        };
         let got = self
             .client
-            .insert_rows(TABLE, &self.columns, payload)
-            .map_err(|source| match source {
-                ClientError::Server { .. } => LoadError::Refused {
-                    first,
-                    last,
-                    source,
-                },
-                other => LoadError::Client(other),
-            })?;
-        if got != sent {
+            .insert_rows_result()
+            .map_err(|source| refused(batch.first, batch.last, source))?;
+        if got != batch.rows {
             return Err(LoadError::Miscounted {
-                sent,
+                sent: batch.rows,
                 got,
-                first,
-                last,
+                first: batch.first,
+                last: batch.last,
             });
         }
-        self.stats.rows += sent;
+        self.stats.rows += batch.rows;
         self.stats.batches += 1;
-        self.stats.bytes += bytes;
-        self.pending = 0;
+        self.stats.bytes += batch.bytes;
         Ok(())
     }
 }
 
-/// The name of 0-based tag `t` (`i0001` is tag 0).
-fn tag_name(t: u16) -> String {
-    format!("i{:04}", t + 1)
+/// A refusal by the server names the batch; other errors pass through.
+fn refused(first: u64, last: u64, source: ClientError) -> LoadError {
+    match source {
+        ClientError::Server { .. } => LoadError::Refused {
+            first,
+            last,
+            source,
+        },
+        other => LoadError::Client(other),
+    }
 }
 
-/// Appends one profile as a row of cells (the order of [`columns`]).
-fn write_row(out: &mut RowsEncoder, p: &Profile<'_>) {
-    out.text(0, &format!("u{}", p.row));
+/// Appends one profile as a row of cells (the order of [`columns`]);
+/// `id` is scratch space for the id's text.
+fn write_row(out: &mut RowsEncoder, id: &mut String, p: &Profile<'_>) {
+    use std::fmt::Write;
+    id.clear();
+    let _ = write!(id, "u{}", p.row);
+    out.text(0, id);
     out.text(1, COUNTRIES[usize::from(p.country)]);
     out.text(2, GENDERS[usize::from(p.gender)]);
     out.int(3, i64::from(p.age));
-    let tags: Vec<String> = p.tags.iter().map(|t| tag_name(*t)).collect();
-    out.set(4, tags.iter().map(String::as_str));
+    let names = tag_names();
+    out.set(4, p.tags.iter().map(|t| names[usize::from(*t)].as_str()));
     out.int(5, p.last_seen);
     // Cents / 100 is correctly rounded: the same f64 as parsing "20.09".
     out.float(6, p.ltv_cents as f64 / 100.0);
@@ -254,9 +300,11 @@ mod tests {
             consent: true,
         };
         let mut e = RowsEncoder::new(8);
-        write_row(&mut e, &p);
+        let mut id = String::new();
+        write_row(&mut e, &mut id, &p);
         write_row(
             &mut e,
+            &mut id,
             &Profile {
                 tags: &[],
                 consent: false,

@@ -300,11 +300,30 @@ impl Client {
         columns: &[ColumnInfo],
         rows: Vec<u8>,
     ) -> Result<u64, ClientError> {
+        self.send_insert_rows(table, columns, rows)?;
+        self.insert_rows_result()
+    }
+
+    /// The first half of [`Client::insert_rows`]: sends the batch and
+    /// returns without waiting, so the caller can prepare its next batch
+    /// while the server applies this one. The next call on this client
+    /// must be [`Client::insert_rows_result`] (one request at a time).
+    pub fn send_insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[ColumnInfo],
+        rows: Vec<u8>,
+    ) -> Result<(), ClientError> {
         self.send(&Message::InsertRows {
             table: table.to_string(),
             columns: columns.to_vec(),
             rows,
-        })?;
+        })
+    }
+
+    /// The second half of [`Client::insert_rows`]: waits for the answer to
+    /// the batch [`Client::send_insert_rows`] sent; returns the rows upserted.
+    pub fn insert_rows_result(&mut self) -> Result<u64, ClientError> {
         let affected = match self.receive() {
             Ok(Message::Complete { affected, .. }) => affected,
             Ok(other) => return Err(unexpected("Complete", &other)),

@@ -18,7 +18,7 @@ use super::base::BasePart;
 use super::keyfilter::KeyFilter;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
 use crate::storage::hash::FastHash;
-use crate::storage::keys::key_hash;
+use crate::storage::keys::{key_hash, key_hash_bytes};
 use crate::storage::schema::{ColumnType, TableSchema};
 use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::RwLock;
@@ -50,6 +50,17 @@ pub struct KeyIndex {
 struct Recent {
     table: HashTable<RecentKey>,
     bytes: Vec<u8>,
+}
+
+/// A next generation's key index half made by [`KeyIndex::prepare_next`].
+pub struct NextKeys {
+    parts: Vec<Option<Arc<BasePart>>>,
+    filter: Arc<OnceLock<KeyFilter>>,
+    recent: Recent,
+    /// Ids whose rows were neither in a new part nor live at the copy.
+    recheck: Recent,
+    /// Length of the old generation's arena when it was copied.
+    copied: usize,
 }
 
 /// One id of [`Recent`]: where its bytes are, its hash and its row.
@@ -147,31 +158,40 @@ impl KeyIndex {
         }
     }
 
-    /// The next generation's index, after a checkpoint wrote new parts for
-    /// some shards (in `parts`): the recent ids that `stay_recent` stay in
-    /// `recent`; the others are now in the parts and join the filter.
-    pub fn next(
+    /// The first half of the next generation's index, after a checkpoint
+    /// wrote new parts for some shards (in `parts`); made while writers run.
+    ///
+    /// Every recent id is copied (briefly holding the read lock) and sorted:
+    /// an id whose row the new parts hold (`in_new_part`) leaves `recent`
+    /// and joins the filter; an id whose row is `live` stays; the others
+    /// (rows deleted when this runs) are looked at again by
+    /// [`KeyIndex::finish_next`], since a writer may upsert them meanwhile.
+    pub fn prepare_next(
         &self,
         parts: Vec<Option<Arc<BasePart>>>,
-        stay_recent: impl Fn(&str, u32) -> bool,
-    ) -> Self {
-        let old = self.recent.read();
+        in_new_part: impl Fn(u32) -> bool,
+        live: impl Fn(u32) -> bool,
+    ) -> NextKeys {
+        let (entries, bytes): (Vec<RecentKey>, Vec<u8>) = {
+            let old = self.recent.read();
+            (old.table.iter().copied().collect(), old.bytes.clone())
+        };
         // Sized like the generation before, so that a bulk load, which
         // adds about as many ids between checkpoints each time, does not
         // regrow (and rehash) the table while the writer waits.
-        let mut recent = Recent::with_capacity(old.table.len(), old.bytes.len());
+        let mut recent = Recent::with_capacity(entries.len(), bytes.len());
+        let mut recheck = Recent::default();
         let mut moved = Vec::new();
-        for entry in old.table.iter() {
-            let bytes = old.key(entry);
-            // The arena holds only the UTF-8 that `find_or_insert` copied.
-            let key = std::str::from_utf8(bytes).unwrap_or_default();
-            if stay_recent(key, entry.row) {
-                recent.insert_unique(bytes, entry.hash, entry.row);
+        for entry in &entries {
+            let key = &bytes[entry.start..entry.start + entry.len as usize];
+            if in_new_part(entry.row) {
+                moved.push((key_hash_bytes(key) >> 32) as u32);
+            } else if live(entry.row) {
+                recent.insert_unique(key, entry.hash, entry.row);
             } else {
-                moved.push((key_hash(key) >> 32) as u32);
+                recheck.insert_unique(key, entry.hash, entry.row);
             }
         }
-        drop(old);
         let filter = match self.filter.get() {
             Some(old) if old.inserted() + moved.len() <= old.capacity() => {
                 let mut filter = old.clone();
@@ -180,6 +200,39 @@ impl KeyIndex {
             }
             _ => Arc::new(OnceLock::from(filter_of(parts.iter().flatten()))),
         };
+        NextKeys {
+            parts,
+            filter,
+            recent,
+            recheck,
+            copied: bytes.len(),
+        }
+    }
+
+    /// The second half of the next generation's index, called with writers
+    /// paused (so `recent` no longer changes): the ids set aside by
+    /// [`KeyIndex::prepare_next`] stay if their row is `live` now, and every
+    /// id given a row since the copy stays.
+    pub fn finish_next(&self, next: NextKeys, live: impl Fn(u32) -> bool) -> KeyIndex {
+        let NextKeys {
+            parts,
+            filter,
+            mut recent,
+            recheck,
+            copied,
+        } = next;
+        for entry in recheck.table.iter() {
+            if live(entry.row) {
+                recent.insert_unique(recheck.key(entry), entry.hash, entry.row);
+            }
+        }
+        // The arena only grows within a generation: entries that start at
+        // or past the copied length were added after the copy.
+        let current = self.recent.read();
+        for entry in current.table.iter().filter(|e| e.start >= copied) {
+            recent.insert_unique(current.key(entry), entry.hash, entry.row);
+        }
+        drop(current);
         KeyIndex {
             parts,
             filter,
@@ -290,5 +343,66 @@ impl TableState {
         let shard = Arc::make_mut(&mut self.shards[s]);
         shard.version = super::derived::next_version();
         shard
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Rows 0..=2 given to ids a, b, c; `live` says which rows are live.
+    fn index_with_three_ids() -> KeyIndex {
+        let index = KeyIndex::new(Vec::new());
+        for (row, key) in ["a", "b", "c"].into_iter().enumerate() {
+            index.insert(key, row as u32);
+        }
+        index
+    }
+
+    #[test]
+    fn next_generation_keeps_live_ids_and_drops_ids_a_part_now_holds() {
+        let index = index_with_three_ids();
+        // Row 1 went to a new part; rows 0 and 2 are live and not in it.
+        let half = index.prepare_next(Vec::new(), |row| row == 1, |_| true);
+        let next = index.finish_next(half, |_| true);
+        assert_eq!(next.lookup_recent("a"), Some(0));
+        assert_eq!(next.lookup_recent("b"), None);
+        assert_eq!(next.lookup_recent("c"), Some(2));
+    }
+
+    #[test]
+    fn an_id_upserted_again_between_the_halves_keeps_its_row() {
+        let index = index_with_three_ids();
+        // Row 2 was deleted when the first half ran...
+        let half = index.prepare_next(Vec::new(), |_| false, |row| row != 2);
+        // ... and a writer upserted "c" again before the second half: it
+        // found its row in the old index and made it live.
+        assert_eq!(index.find_or_insert("c", index.hash("c"), 9), Err(2));
+        let next = index.finish_next(half, |_| true);
+        assert_eq!(next.lookup_recent("c"), Some(2));
+    }
+
+    #[test]
+    fn a_row_still_deleted_at_the_second_half_leaves_the_index() {
+        let index = index_with_three_ids();
+        let half = index.prepare_next(Vec::new(), |_| false, |row| row != 2);
+        let next = index.finish_next(half, |row| row != 2);
+        assert_eq!(next.lookup_recent("c"), None);
+        assert_eq!(next.lookup_recent("a"), Some(0));
+    }
+
+    #[test]
+    fn ids_given_rows_between_the_halves_are_kept() {
+        let index = index_with_three_ids();
+        let half = index.prepare_next(Vec::new(), |_| false, |_| true);
+        assert_eq!(index.find_or_insert("d", index.hash("d"), 3), Ok(3));
+        assert_eq!(index.find_or_insert("e", index.hash("e"), 4), Ok(4));
+        let next = index.finish_next(half, |_| true);
+        for (key, row) in [("a", 0), ("b", 1), ("c", 2), ("d", 3), ("e", 4)] {
+            assert_eq!(next.lookup_recent(key), Some(row), "{key}");
+        }
+        // The new generation goes on giving rows and refusing repeats.
+        assert_eq!(next.find_or_insert("f", next.hash("f"), 5), Ok(5));
+        assert_eq!(next.find_or_insert("a", next.hash("a"), 6), Err(0));
     }
 }

@@ -20,7 +20,12 @@ const EMPTY: u32 = u32::MAX;
 
 /// The 64-bit hash of an external id (xxh3, stable across builds).
 pub fn key_hash(key: &str) -> u64 {
-    xxh3_64(key.as_bytes())
+    key_hash_bytes(key.as_bytes())
+}
+
+/// [`key_hash`] of an id's UTF-8 bytes.
+pub fn key_hash_bytes(key: &[u8]) -> u64 {
+    xxh3_64(key)
 }
 
 /// Encodes a key table for `row_len` rows; `keys` yields `(local_row, id)`

@@ -4,9 +4,10 @@
 //!
 //! Strategy per shard (docs/cohortql.md, "How queries run"):
 //! - AND evaluates its cheapest operands first — value bitmaps ordered by
-//!   their actual size, then ranges and scans restricted to what is left —
-//!   stops as soon as the result is empty, and applies NOT operands as
-//!   AND NOT (set difference) instead of building a complement.
+//!   their actual size, then NOT operands that are value bitmaps, then
+//!   ranges, unions and scans restricted to what is left, then other NOT
+//!   operands — stops as soon as the result is empty, and applies NOT
+//!   operands as AND NOT (set difference) instead of building a complement.
 //! - COUNT never materialises the bitmap it only needs the size of: the last
 //!   step of an AND is an `intersection_len` / `difference_len`.
 //! - INT and TIMESTAMP ranges and SUM/MIN/MAX are bit-sliced index work.
@@ -198,25 +199,46 @@ pub fn eval<'a>(
     })
 }
 
-/// Orders AND operands: positives by cost class then actual size, negatives last.
-fn and_order<'p>(
-    parts: &'p [Resolved],
-    shard: &ShardSnapshot,
-) -> (Vec<&'p Resolved>, Vec<&'p Resolved>) {
+/// Cost classes up to this one are bitmap lookups or cheap combinations of
+/// them; AND steps of a higher class (ranges, unions, scans) cost in
+/// proportion to the running set they are evaluated within.
+pub(crate) const CHEAP_CLASS: u8 = 2;
+
+/// One step of an AND: keep (intersect) or drop (subtract) an operand's rows.
+#[derive(Clone, Copy)]
+struct AndStep<'p> {
+    keep: bool,
+    pred: &'p Resolved,
+}
+
+/// Orders AND operands: cheap positives (class ≤ [`CHEAP_CLASS`]) by cost
+/// class then actual size; then negatives that are direct bitmaps, since a
+/// difference with one only shrinks the running set that the costlier steps
+/// work in; then the other positives by class; then the other negatives.
+fn and_steps<'p>(parts: &'p [Resolved], shard: &ShardSnapshot) -> Vec<AndStep<'p>> {
     let (mut positives, negatives): (Vec<&Resolved>, Vec<&Resolved>) =
         parts.iter().partition(|p| !matches!(p, Resolved::Not(_)));
     positives.sort_by_key(|p| {
         let size = p.direct(shard).map_or(u64::MAX, |b| b.len());
         (p.cost_class(), size)
     });
-    let negatives = negatives
+    let (cheap_drops, other_drops): (Vec<&Resolved>, Vec<&Resolved>) = negatives
         .into_iter()
         .map(|n| match n {
             Resolved::Not(inner) => inner.as_ref(),
             other => other,
         })
-        .collect();
-    (positives, negatives)
+        .partition(|n| n.cost_class() <= 1);
+    let split = positives.partition_point(|p| p.cost_class() <= CHEAP_CLASS);
+    let keep = |pred| AndStep { keep: true, pred };
+    let drop = |pred| AndStep { keep: false, pred };
+    positives[..split]
+        .iter()
+        .map(|p| keep(*p))
+        .chain(cheap_drops.into_iter().map(drop))
+        .chain(positives[split..].iter().map(|p| keep(*p)))
+        .chain(other_drops.into_iter().map(drop))
+        .collect()
 }
 
 fn eval_and<'a>(
@@ -224,31 +246,41 @@ fn eval_and<'a>(
     shard: &'a ShardSnapshot,
     within: Option<&RoaringBitmap>,
 ) -> QueryResult<Bits<'a>> {
-    let (positives, negatives) = and_order(parts, shard);
-    let mut acc: Bits<'a> = match (positives.first(), within) {
-        (Some(first), _) => {
-            let b = eval(first, shard, within)?;
+    eval_steps(&and_steps(parts, shard), shard, within)
+}
+
+/// The rows (within `within`, if given) that pass every step in order;
+/// stops as soon as nothing is left.
+fn eval_steps<'a>(
+    steps: &[AndStep<'_>],
+    shard: &'a ShardSnapshot,
+    within: Option<&RoaringBitmap>,
+) -> QueryResult<Bits<'a>> {
+    let mut acc: Bits<'a> = match (steps.first(), within) {
+        (Some(first), _) if first.keep => {
+            let b = eval(first.pred, shard, within)?;
             match within {
                 Some(w) => Bits::Owned(b.as_ref() & w),
                 None => b,
             }
         }
-        (None, Some(w)) => Bits::Owned(w & shard.live()),
-        (None, None) => Bits::Borrowed(shard.live()),
+        (_, Some(w)) => Bits::Owned(w & shard.live()),
+        (_, None) => Bits::Borrowed(shard.live()),
     };
-    for p in positives.iter().skip(1) {
+    let rest = match steps.first() {
+        Some(first) if first.keep => &steps[1..],
+        _ => steps,
+    };
+    for step in rest {
         if acc.is_empty() {
             return Ok(acc);
         }
-        let next = eval(p, shard, Some(&acc))?;
-        acc = Bits::Owned(acc.as_ref() & next.as_ref());
-    }
-    for n in negatives {
-        if acc.is_empty() {
-            return Ok(acc);
-        }
-        let drop = eval(n, shard, Some(&acc))?;
-        acc = Bits::Owned(acc.as_ref() - drop.as_ref());
+        let other = eval(step.pred, shard, Some(&acc))?;
+        acc = Bits::Owned(if step.keep {
+            acc.as_ref() & other.as_ref()
+        } else {
+            acc.as_ref() - other.as_ref()
+        });
     }
     Ok(acc)
 }
@@ -410,37 +442,20 @@ pub fn count(pred: &Resolved, shard: &ShardSnapshot) -> QueryResult<u64> {
     match pred {
         Resolved::Not(inner) => Ok(shard.live().len() - count(inner, shard)?),
         Resolved::And(parts) if parts.len() >= 2 => {
-            let (positives, negatives) = and_order(parts, shard);
-            // Everything but the last step, then count the last step.
-            let mut steps: Vec<(bool, &Resolved)> = positives.iter().map(|p| (true, *p)).collect();
-            steps.extend(negatives.iter().map(|n| (false, *n)));
-            let (last_positive, last) = match steps.pop() {
-                Some(s) => s,
-                None => return Ok(shard.live().len()),
+            // Every step but the last, then count the last one.
+            let steps = and_steps(parts, shard);
+            let Some((last, before)) = steps.split_last() else {
+                return Ok(shard.live().len());
             };
-            let acc = if steps.is_empty() {
-                Bits::Borrowed(shard.live())
-            } else {
-                let rebuilt: Vec<Resolved> = steps
-                    .iter()
-                    .map(|(pos, p)| {
-                        if *pos {
-                            (*p).clone()
-                        } else {
-                            Resolved::Not(Box::new((*p).clone()))
-                        }
-                    })
-                    .collect();
-                eval_and(&rebuilt, shard, None)?
-            };
+            let acc = eval_steps(before, shard, None)?;
             if acc.is_empty() {
                 return Ok(0);
             }
-            let other = match last.direct(shard) {
+            let other = match last.pred.direct(shard) {
                 Some(d) => d,
-                None => eval(last, shard, Some(&acc))?,
+                None => eval(last.pred, shard, Some(&acc))?,
             };
-            Ok(if last_positive {
+            Ok(if last.keep {
                 acc.intersection_len(&other)
             } else {
                 acc.difference_len(&other)

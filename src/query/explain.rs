@@ -11,7 +11,7 @@ use super::ast::CmpOp;
 use super::bind::OutColumn;
 use super::bind::{Pred, Query, Shape};
 use super::error::QueryResult;
-use super::exec::per_shard;
+use super::exec::{per_shard, CHEAP_CLASS};
 use super::output::{Output, Rows};
 use crate::engine::{Snapshot, TableSnapshot, Value};
 use crate::storage::bsi::Comparison;
@@ -261,9 +261,10 @@ fn render(
                 .iter()
                 .filter(|p| !matches!(p, Pred::Not(_)))
                 .collect();
-            // As the executor orders them (`exec::and_order`): by cost class,
+            // As the executor orders them (`exec::and_steps`): by cost class,
             // then by size only for direct bitmaps (class 1); other steps keep
-            // their written order.
+            // their written order. NOT operands that are direct bitmaps come
+            // right after the cheap positives, the other NOT operands last.
             positives.sort_by_key(|p| {
                 let c = class(p);
                 (
@@ -275,13 +276,24 @@ fn render(
                     },
                 )
             });
-            for (i, p) in positives.iter().enumerate() {
+            let (cheap_drops, other_drops): (Vec<&Pred>, Vec<&Pred>) = parts
+                .iter()
+                .filter_map(|p| match p {
+                    Pred::Not(inner) => Some(inner.as_ref()),
+                    _ => None,
+                })
+                .partition(|p| class(p) <= 1);
+            let split = positives.partition_point(|p| class(p) <= CHEAP_CLASS);
+            for (i, p) in positives[..split].iter().enumerate() {
                 render(p, table, total, depth + 1, &format!("{}. ", i + 1), out);
             }
-            for p in parts.iter().filter_map(|p| match p {
-                Pred::Not(inner) => Some(inner.as_ref()),
-                _ => None,
-            }) {
+            for p in cheap_drops {
+                render(p, table, total, depth + 1, "AND NOT ", out);
+            }
+            for (i, p) in positives.iter().enumerate().skip(split) {
+                render(p, table, total, depth + 1, &format!("{}. ", i + 1), out);
+            }
+            for p in other_drops {
                 render(p, table, total, depth + 1, "AND NOT ", out);
             }
         }

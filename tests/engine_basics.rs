@@ -401,3 +401,35 @@ fn a_query_over_its_memory_limit_fails_clearly_and_nothing_else_does() {
     };
     assert_eq!(rows.collect_all().expect("all rows").len(), 5000);
 }
+
+static RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_release() {
+    RELEASES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn release_memory_is_called_after_each_checkpoint_that_installs_parts() {
+    let dir = tempfile::tempdir().unwrap();
+    let options = Options {
+        release_memory: Some(count_release),
+        ..quiet()
+    };
+    let db = Database::open(dir.path(), options).unwrap();
+    db.create_table(schema()).unwrap();
+    let before = RELEASES.load(Ordering::SeqCst);
+    let mut b = Batch::new();
+    b.upsert("u1").set("age", 34i64);
+    db.write(TABLE, b).unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(RELEASES.load(Ordering::SeqCst), before + 1);
+    // Nothing written since: the checkpoint has nothing to install.
+    db.checkpoint().unwrap();
+    assert_eq!(RELEASES.load(Ordering::SeqCst), before + 1);
+    let mut b = Batch::new();
+    b.upsert("u2").set("age", 35i64);
+    db.write(TABLE, b).unwrap();
+    db.checkpoint().unwrap();
+    assert_eq!(RELEASES.load(Ordering::SeqCst), before + 2);
+    assert!(db.get(TABLE, "u2").unwrap().is_some());
+}

@@ -34,7 +34,7 @@ mod value;
 
 pub use checkpoint::CheckpointStats;
 pub use error::{Error, Result};
-pub use options::{Durability, Options};
+pub use options::{set_default_release_memory, Durability, Options};
 pub use record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 pub use recovery::RecoveryReport;
 pub use rows::RowsBatch;

@@ -176,10 +176,11 @@ impl KeyIndex {
             let old = self.recent.read();
             (old.table.iter().copied().collect(), old.bytes.clone())
         };
-        // Sized like the generation before, so that a bulk load, which
-        // adds about as many ids between checkpoints each time, does not
-        // regrow (and rehash) the table while the writer waits.
-        let mut recent = Recent::with_capacity(entries.len(), bytes.len());
+        // The table is sized like the generation before, so that a bulk
+        // load, which adds about as many ids between checkpoints each time,
+        // does not regrow (and rehash) it while the writer waits; the arena
+        // regrows by plain copies, so it starts at what stays.
+        let mut recent = Recent::with_capacity(entries.len(), 0);
         let mut recheck = Recent::default();
         let mut moved = Vec::new();
         for entry in &entries {

@@ -115,6 +115,14 @@ impl BasePart {
     }
 
     /// Decoded block `block` of column `column`.
+    /// The stored bytes of block `block` of `column`, as `encode_block`
+    /// wrote them (their checksum was verified at open), if present.
+    pub fn block_bytes(&self, column: usize, block: u32) -> Option<&[u8]> {
+        self.reader
+            .section(SectionKind::Block, column as u16, block)
+            .map(|(bytes, _)| bytes)
+    }
+
     pub fn block(&self, column: usize, block: u32) -> Result<Arc<BlockValues>> {
         let key = (column as u16, block);
         if let Some((_, hit)) = self.cache.lock().iter().find(|(k, _)| *k == key) {

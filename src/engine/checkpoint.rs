@@ -37,6 +37,9 @@ pub struct CheckpointStats {
     pub lsn: u64,
     pub parts_written: usize,
     pub bytes_written: u64,
+    /// Column blocks copied unchanged from the parts the new ones replace
+    /// (no row of the block changed since), not decoded and re-encoded.
+    pub blocks_copied: u64,
     pub wal_segments_removed: usize,
     pub parts_removed: usize,
 }
@@ -120,13 +123,15 @@ impl Inner {
                         fs::create_dir_all(path.parent().unwrap_or(&self.dir))?;
                         wrote_any = true;
                     }
-                    stats.bytes_written += shard.write_part(
+                    let written = shard.write_part(
                         &path,
                         table.id,
                         generation,
                         &table.types,
                         self.options.compress_blocks,
                     )?;
+                    stats.bytes_written += written.bytes;
+                    stats.blocks_copied += written.blocks_copied;
                     stats.parts_written += 1;
                     let base =
                         Arc::new(BasePart::open(&path, table.id, shard.number, &table.types)?);

@@ -16,7 +16,9 @@ use super::base::BasePart;
 use super::cell::{block_cell, Cell, CellRef, Overlay, OverlayEntry, RowImage};
 use super::column::ColumnIndex;
 use super::tail::{push_null, Tail};
-use crate::storage::block::{encode_block, BlockValues, SetBlockBuilder, BLOCK_ROWS, NULL_ID};
+use crate::storage::block::{
+    block_is_compressed, encode_block, BlockValues, SetBlockBuilder, BLOCK_ROWS, NULL_ID,
+};
 use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::codec::ByteWriter;
 use crate::storage::columnar::ColumnView;
@@ -462,7 +464,8 @@ impl ShardState {
         generation: u64,
         types: &[ColumnType],
         compress: bool,
-    ) -> Result<u64> {
+    ) -> Result<WrittenPart> {
+        let mut blocks_copied = 0;
         let first = self.first_row();
         let header = PartHeader {
             table_id,
@@ -536,12 +539,39 @@ impl ShardState {
                 }
             }
             for b in 0..blocks {
+                if let Some(bytes) = self.unchanged_base_block(c, b, compress) {
+                    w.section(SectionKind::Block, c16, b, bytes)?;
+                    blocks_copied += 1;
+                    continue;
+                }
                 let values = self.block_values(c, types[c], b)?;
                 let values = values.as_ref();
                 w.section(SectionKind::Block, c16, b, &encode_block(values, compress))?;
             }
         }
-        w.finish()
+        Ok(WrittenPart {
+            bytes: w.finish()?,
+            blocks_copied,
+        })
+    }
+
+    /// The base part's stored bytes for block `b` of column `c` when the
+    /// new part's block would hold exactly the same values: the base holds
+    /// every row of the block and no row of it changed since (no overlay
+    /// entry: deletes and updates all leave one), and the stored encoding is
+    /// one this checkpoint may write (compressed only when compressing).
+    /// Copying them skips decompressing and recompressing the block, which
+    /// a bulk load would otherwise do for every full block of the shard it
+    /// grows at each checkpoint.
+    fn unchanged_base_block(&self, c: usize, b: u32, compress: bool) -> Option<&[u8]> {
+        let base = self.base.as_ref()?;
+        let start = b * BLOCK_ROWS;
+        let end = (start + BLOCK_ROWS).min(self.len);
+        if base.row_len() < end || self.overlay.has_entries_in(start, end) {
+            return None;
+        }
+        let bytes = base.block_bytes(c, b)?;
+        (compress || !block_is_compressed(bytes)).then_some(bytes)
     }
 
     /// The current values of block `b` of column `c`: overlay rows from their
@@ -751,6 +781,14 @@ fn optimized(bitmap: &RoaringBitmap) -> Vec<u8> {
     let mut out = ByteWriter::with_capacity(copy.serialized_size() + 4);
     out.bitmap(&copy);
     out.into_inner()
+}
+
+/// What [`ShardState::write_part`] wrote.
+#[derive(Debug, Clone, Copy)]
+pub struct WrittenPart {
+    pub bytes: u64,
+    /// Column blocks copied as stored from the base part (not re-encoded).
+    pub blocks_copied: u64,
 }
 
 #[cfg(test)]

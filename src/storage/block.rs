@@ -102,6 +102,11 @@ impl SetBlockBuilder {
 }
 
 /// Encodes a block, compressed unless `compress` is false.
+/// Whether an encoded block (as [`encode_block`] wrote it) is compressed.
+pub fn block_is_compressed(encoded: &[u8]) -> bool {
+    encoded.first() == Some(&CODEC_ZSTD)
+}
+
 pub fn encode_block(values: &BlockValues, compress: bool) -> Vec<u8> {
     let mut raw = ByteWriter::new();
     match values {

@@ -82,26 +82,20 @@ impl Recent {
     }
 
     fn key(&self, entry: &RecentKey) -> &[u8] {
-        &self.bytes[entry.start..entry.start + entry.len as usize]
+        key_in(&self.bytes, entry)
     }
 
     fn find(&self, key: &str, hash: u64) -> Option<u32> {
         let bytes = &self.bytes;
         self.table
-            .find(hash, |e| {
-                &bytes[e.start..e.start + e.len as usize] == key.as_bytes()
-            })
+            .find(hash, |e| key_in(bytes, e) == key.as_bytes())
             .map(|e| e.row)
     }
 
     /// `Ok(row)` after giving `key` (absent) `row`; `Err(existing)` if present.
     fn find_or_insert(&mut self, key: &str, hash: u64, row: u32) -> Result<u32, u32> {
         let Recent { table, bytes } = self;
-        match table.entry(
-            hash,
-            |e| &bytes[e.start..e.start + e.len as usize] == key.as_bytes(),
-            |e| e.hash,
-        ) {
+        match table.entry(hash, |e| key_in(bytes, e) == key.as_bytes(), |e| e.hash) {
             Entry::Occupied(e) => Err(e.get().row),
             Entry::Vacant(slot) => {
                 let start = bytes.len();
@@ -129,6 +123,11 @@ impl Recent {
         };
         self.table.insert_unique(hash, entry, |e| e.hash);
     }
+}
+
+/// The bytes of `entry`'s id in its generation's arena.
+fn key_in<'a>(arena: &'a [u8], entry: &RecentKey) -> &'a [u8] {
+    &arena[entry.start..entry.start + entry.len as usize]
 }
 
 /// A hash of an id for [`KeyIndex`] lookups, computed once per id.

@@ -183,7 +183,7 @@ impl KeyIndex {
         let mut recheck = Recent::default();
         let mut moved = Vec::new();
         for entry in &entries {
-            let key = &bytes[entry.start..entry.start + entry.len as usize];
+            let key = key_in(&bytes, entry);
             if in_new_part(entry.row) {
                 moved.push((key_hash_bytes(key) >> 32) as u32);
             } else if live(entry.row) {

@@ -96,33 +96,56 @@ fn a_failed_fsync_is_never_retried_and_believed() {
     wal_fault(Fault::SyncError, "fsync failed (injected)");
 }
 
+/// Arms `fault` at each of the two `targets` in turn and checkpoints: the
+/// checkpoint fails saying `message`, the database goes on (reads, writes),
+/// and nothing acknowledged is lost, at once or after a reopen; a later
+/// checkpoint works and `check` is clean.
+fn a_failed_checkpoint_loses_nothing(
+    dir: &std::path::Path,
+    fault: Fault,
+    targets: [(std::path::PathBuf, &str); 2],
+    message: &str,
+) {
+    let db = setup(dir);
+    for (target, what) in &targets {
+        write(&db, what, 5).expect("write");
+        arm(target, fault);
+        let e = db.checkpoint().expect_err("checkpoint must fail");
+        assert!(e.to_string().contains(message), "{what}: {e}");
+        clear(target);
+        assert_eq!(value(&db, what), Some(Value::Int(5)), "{what}");
+        write(&db, &format!("{what}-after"), 6).expect("still writable");
+    }
+    db.checkpoint().expect("a later checkpoint works");
+    drop(db);
+    let db = open(dir);
+    let mut ids = vec!["acked".to_string()];
+    for (_, what) in &targets {
+        ids.push(what.to_string());
+        ids.push(format!("{what}-after"));
+    }
+    for id in &ids {
+        assert!(value(&db, id).is_some(), "{id} lost");
+    }
+    db.checkpoint().expect("a checkpoint after reopen works");
+    drop(db);
+    let report = cohortdb::engine::check::check(dir).expect("check");
+    assert!(report.torn_tail.is_none(), "{report:?}");
+}
+
 #[test]
 fn a_checkpoint_that_cannot_write_a_part_or_the_manifest_changes_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    let db = setup(dir);
-    for (target, what) in [
-        (dir.join("tables"), "part"),
-        (dir.join("MANIFEST"), "manifest"),
-    ] {
-        write(&db, what, 5).expect("write");
-        arm(&target, Fault::DiskFull);
-        let e = db.checkpoint().expect_err("checkpoint must fail");
-        assert!(e.to_string().contains("no space left"), "{what}: {e}");
-        clear(&target);
-        // The database goes on: reads, writes, and a later checkpoint.
-        assert_eq!(value(&db, what), Some(Value::Int(5)));
-        write(&db, &format!("{what}-after"), 6).expect("still writable");
-    }
-    drop(db);
-    let db = open(dir);
-    for id in ["acked", "part", "part-after", "manifest", "manifest-after"] {
-        assert!(value(&db, id).is_some(), "{id} lost");
-    }
-    db.checkpoint().expect("a later checkpoint works");
-    drop(db);
-    let report = cohortdb::engine::check::check(dir).expect("check");
-    assert!(report.torn_tail.is_none(), "{report:?}");
+    a_failed_checkpoint_loses_nothing(
+        dir,
+        Fault::DiskFull,
+        [
+            (dir.join("tables"), "part"),
+            (dir.join("MANIFEST"), "manifest"),
+        ],
+        "no space left",
+    );
 }
 
 /// A directory fsync that fails in a checkpoint: after the part files are
@@ -133,37 +156,15 @@ fn a_checkpoint_that_cannot_write_a_part_or_the_manifest_changes_nothing() {
 fn a_failed_directory_fsync_fails_the_checkpoint_and_loses_nothing() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path();
-    let db = setup(dir);
-    for (target, what) in [
-        (dir.join("tables"), "parts"),
-        (dir.to_path_buf(), "manifest"),
-    ] {
-        write(&db, what, 7).expect("write");
-        arm(&target, Fault::DirSyncError);
-        let e = db.checkpoint().expect_err("checkpoint must fail");
-        assert!(
-            e.to_string().contains("directory fsync failed"),
-            "{what}: {e}"
-        );
-        clear(&target);
-        assert_eq!(value(&db, what), Some(Value::Int(7)), "{what}");
-        write(&db, &format!("{what}-after"), 8).expect("still writable");
-    }
-    db.checkpoint().expect("a later checkpoint works");
-    drop(db);
-    let db = open(dir);
-    for id in [
-        "acked",
-        "parts",
-        "parts-after",
-        "manifest",
-        "manifest-after",
-    ] {
-        assert!(value(&db, id).is_some(), "{id} lost");
-    }
-    drop(db);
-    let report = cohortdb::engine::check::check(dir).expect("check");
-    assert!(report.torn_tail.is_none(), "{report:?}");
+    a_failed_checkpoint_loses_nothing(
+        dir,
+        Fault::DirSyncError,
+        [
+            (dir.join("tables"), "parts"),
+            (dir.to_path_buf(), "manifest"),
+        ],
+        "directory fsync failed",
+    );
 }
 
 /// A directory fsync that fails when a checkpoint starts a new WAL segment:

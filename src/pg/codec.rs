@@ -249,6 +249,18 @@ impl<'a> Reader<'a> {
         Ok(n)
     }
 
+    /// A length-prefixed value that may be NULL: length -1 is NULL, any
+    /// other negative length is an error naming `what`.
+    fn nullable(&mut self, what: &str) -> Result<Option<Vec<u8>>, PgError> {
+        match self.i32()? {
+            -1 => Ok(None),
+            len if len >= 0 => Ok(Some(self.bytes(len as usize)?)),
+            len => Err(PgError::Malformed(format!(
+                "{what} length {len} is negative and not -1 (NULL)"
+            ))),
+        }
+    }
+
     /// A counted list (see [`Reader::count`]) of items read by `item`.
     fn list<T>(
         &mut self,
@@ -339,20 +351,7 @@ pub fn decode_frontend(tag: u8, body: &[u8]) -> Result<Frontend, PgError> {
             let portal = r.cstr()?;
             let statement = r.cstr()?;
             let param_formats = r.list(2, |r| r.i16())?;
-            let n = r.count(4)?;
-            let mut params = Vec::with_capacity(n);
-            for _ in 0..n {
-                let len = r.i32()?;
-                params.push(match len {
-                    -1 => None,
-                    len if len >= 0 => Some(r.bytes(len as usize)?),
-                    len => {
-                        return Err(PgError::Malformed(format!(
-                            "parameter length {len} is negative"
-                        )))
-                    }
-                });
-            }
+            let params = r.list(4, |r| r.nullable("parameter"))?;
             let result_formats = r.list(2, |r| r.i16())?;
             Frontend::Bind {
                 portal,
@@ -399,12 +398,8 @@ impl SaslInitial {
     pub fn decode(body: &[u8]) -> Result<SaslInitial, PgError> {
         let mut r = Reader::new(body);
         let mechanism = r.cstr()?;
-        let len = r.i32()?;
-        let data = if len < 0 {
-            Vec::new()
-        } else {
-            r.bytes(len as usize)?
-        };
+        // -1: no initial response.
+        let data = r.nullable("initial response")?.unwrap_or_default();
         r.finish()?;
         Ok(SaslInitial { mechanism, data })
     }
@@ -639,19 +634,7 @@ impl Backend {
                 }
                 Backend::RowDescription(columns)
             }
-            b'D' => {
-                let n = r.count(4)?;
-                let mut values = Vec::with_capacity(n);
-                for _ in 0..n {
-                    let len = r.i32()?;
-                    values.push(if len < 0 {
-                        None
-                    } else {
-                        Some(r.bytes(len as usize)?)
-                    });
-                }
-                Backend::DataRow(values)
-            }
+            b'D' => Backend::DataRow(r.list(4, |r| r.nullable("column value"))?),
             b'C' => Backend::CommandComplete(r.cstr()?),
             b'I' => Backend::EmptyQueryResponse,
             b'E' => Backend::ErrorResponse(fields(&mut r)?),

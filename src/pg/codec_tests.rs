@@ -253,6 +253,37 @@ fn password_messages_decode_by_context() {
     };
     assert_eq!(SaslInitial::decode(&initial.encode()).unwrap(), initial);
     assert!(SaslInitial::decode(b"SCRAM-SHA-256\0\0\0\0\x09abc").is_err());
+    // -1: no initial response; any other negative length is malformed.
+    let none = SaslInitial::decode(b"SCRAM-SHA-256\0\xff\xff\xff\xff").unwrap();
+    assert!(none.data.is_empty());
+    assert!(matches!(
+        SaslInitial::decode(b"SCRAM-SHA-256\0\xff\xff\xff\xfe"),
+        Err(PgError::Malformed(_))
+    ));
+}
+
+#[test]
+fn a_negative_length_other_than_minus_one_is_not_null() {
+    // A DataRow of one column whose length is i32::MIN + 1: found by the
+    // pg_decode fuzz target, which it decoded as NULL (and so re-encoded as
+    // -1, not the bytes it read).
+    let body = [0u8, 1, 0x80, 0, 0, 1];
+    match Backend::decode(b'D', &body) {
+        Err(PgError::Malformed(m)) => assert!(m.contains("not -1"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+    // -1 is NULL, and re-encodes as it was read.
+    let body = [0u8, 1, 0xff, 0xff, 0xff, 0xff];
+    let row = Backend::decode(b'D', &body).unwrap();
+    assert_eq!(row, Backend::DataRow(vec![None]));
+    let mut again = Vec::new();
+    row.encode(&mut again);
+    assert_eq!(&again[5..], &body);
+    // The whole input the fuzzer found now passes its checks.
+    let found = [
+        0x52u8, 0, 0, 0, 8, 0, 0, 0, 0, 0x44, 0, 0, 0, 0x0a, 0, 1, 0x80, 0, 0, 1,
+    ];
+    fuzz_decode(&found);
 }
 
 #[test]

@@ -273,6 +273,51 @@ fn rows_spread_over_several_shards_are_found_and_survive_reopen() {
 }
 
 #[test]
+fn a_shard_that_fills_up_is_checkpointed_without_waiting_for_the_wal_threshold() {
+    // A bulk load should write each shard's part once, when it is full,
+    // rather than at every WAL threshold the shard straddles.
+    let dir = tempfile::tempdir().unwrap();
+    let narrow = TableSchema::new("narrow", "id").column("flag", ColumnType::Bool);
+    let half = 1u32 << 19;
+    {
+        let db = Database::open(
+            dir.path(),
+            Options {
+                durability: Durability::Off,
+                checkpoint_wal_bytes: u64::MAX,
+                checkpoint_on_close: false,
+                ..Options::default()
+            },
+        )
+        .unwrap();
+        db.create_table(narrow).unwrap(); // LSN 1
+        for (first, count) in [(0, half), (half, half), (2 * half, 10)] {
+            let mut b = Batch::new();
+            for j in first..first + count {
+                b.upsert(format!("k{j}")).set("flag", j % 2 == 0);
+            }
+            db.write("narrow", b).unwrap(); // LSNs 2, 3 (shard 0 now full), 4
+        }
+        // Close hands the background thread its stop only after it has
+        // taken the checkpoint request the full shard made.
+        db.close().unwrap();
+    }
+    let db = Database::open(dir.path(), quiet()).unwrap();
+    let report = db.recovery_report();
+    assert!(
+        report.checkpoint_lsn >= 3,
+        "no checkpoint took the full shard: {report:?}"
+    );
+    assert_eq!(report.last_lsn, 4);
+    assert_eq!(report.replayed, 4 - report.checkpoint_lsn);
+    let snap = db.snapshot();
+    assert_eq!(
+        snap.table("narrow").unwrap().row_count(),
+        u64::from(2 * half + 10)
+    );
+}
+
+#[test]
 fn readers_see_each_batch_whole_while_writers_run() {
     let dir = tempfile::tempdir().unwrap();
     let db = Database::open(

@@ -61,7 +61,7 @@ pub struct ServeArgs {
     /// Memory one query may use for intermediate results (GROUP BY groups), in MiB, 0 = no limit [default: 1024]
     #[arg(long, value_name = "MIB")]
     pub query_memory_limit: Option<u64>,
-    /// Start a background checkpoint when the WAL grows past this many bytes (smaller: faster restarts, more checkpoint work) [default: 67108864]
+    /// Start a background checkpoint when the WAL grows past this many bytes (smaller: faster restarts, more checkpoint work) [default: 134217728]
     #[arg(long, value_name = "BYTES")]
     pub checkpoint_wal_bytes: Option<u64>,
 }

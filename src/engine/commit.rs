@@ -227,9 +227,11 @@ impl Inner {
             );
             return results;
         }
+        let filled_shard;
         {
             let mut state = self.state.write();
             let state = Arc::make_mut(&mut state);
+            let shards_before = state.last_shards();
             for (i, lsn) in logged {
                 let (ticket, p) = &prepared[i];
                 let result = match (p, &views[i]) {
@@ -249,8 +251,12 @@ impl Inner {
                 state.last_lsn = lsn;
                 results.push((*ticket, result));
             }
+            filled_shard = state.filled_since(&shards_before);
         }
-        if wal.since_checkpoint >= self.options.checkpoint_wal_bytes {
+        // A shard that has just filled up is written once, whole: a bulk
+        // load then writes each shard's part once instead of at every WAL
+        // threshold it straddles.
+        if filled_shard || wal.since_checkpoint >= self.options.checkpoint_wal_bytes {
             self.request_checkpoint();
         }
         results

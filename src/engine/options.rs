@@ -87,7 +87,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             durability: Durability::Always,
-            checkpoint_wal_bytes: 64 << 20,
+            checkpoint_wal_bytes: 128 << 20,
             compress_blocks: true,
             background: true,
             checkpoint_on_close: true,

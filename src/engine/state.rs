@@ -105,6 +105,23 @@ impl DbState {
 
     /// Applies a rows record at `lsn` from its parsed and checked payload
     /// (the commit path, which parsed it to check it before logging it).
+    /// Each table's id and the shard its next new row goes to: when that
+    /// changes, the shard before has just filled up.
+    pub fn last_shards(&self) -> Vec<(u32, u32)> {
+        self.tables
+            .values()
+            .map(|t| (t.id, shard_of(t.next_row)))
+            .collect()
+    }
+
+    /// Whether a table of `before` (from [`DbState::last_shards`]) has
+    /// since moved on to a new shard.
+    pub fn filled_since(&self, before: &[(u32, u32)]) -> bool {
+        self.last_shards()
+            .iter()
+            .any(|now| before.iter().any(|b| b.0 == now.0 && b.1 != now.1))
+    }
+
     pub fn apply_rows(
         &mut self,
         lsn: u64,

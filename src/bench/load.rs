@@ -1,12 +1,15 @@
 //! Loading the audience into the server: the one place that knows how
 //! profiles travel to the database.
 //!
-//! It is the path `cohortdb import` takes: one connection, each batch one
-//! InsertRows message (the columnar bulk-load message of docs/protocol.md,
-//! one atomic write on the server) of at most [`LoadLimits::rows`] rows
-//! (10,000, the import default) and about [`LoadLimits::bytes`] bytes (4 MiB,
-//! the import default), sent one after another; the next batch is encoded
-//! while the server applies the one before.
+//! It is the path `cohortdb import` takes, over [`LoadLimits::connections`]
+//! connections (2 by default): each batch one InsertRows message (the
+//! columnar bulk-load message of docs/protocol.md, one atomic write on the
+//! server) of at most [`LoadLimits::rows`] rows (10,000, the import default)
+//! and about [`LoadLimits::bytes`] bytes (4 MiB, the import default). A
+//! profile goes to the connection its id hashes to, so every write of one id
+//! travels in order on one connection; each connection has one batch in
+//! flight, and the next is encoded while the server applies it. With two
+//! connections the server logs one batch while it applies the other.
 //!
 //! Boundary: [`prepare_table`] before anything is sent; then
 //! [`Loader::send_block`] for every block, in row order; then
@@ -68,13 +71,15 @@ pub enum LoadError {
     Show(String),
 }
 
-/// Batch limits.
+/// Batch limits, and how many connections carry the batches.
 #[derive(Debug, Clone, Copy)]
 pub struct LoadLimits {
     /// Rows per batch.
     pub rows: usize,
     /// Largest batch payload in bytes (about).
     pub bytes: usize,
+    /// Connections the batches are spread over (at least 1).
+    pub connections: usize,
 }
 
 impl Default for LoadLimits {
@@ -82,6 +87,7 @@ impl Default for LoadLimits {
         LoadLimits {
             rows: 10_000,
             bytes: 4 << 20,
+            connections: 2,
         }
     }
 }
@@ -128,27 +134,35 @@ pub struct LoadStats {
     pub bytes: u64,
 }
 
-/// Sends blocks of profiles as InsertRows batches over one connection.
+/// Sends blocks of profiles as InsertRows batches, each profile on the
+/// connection its id hashes to.
 ///
-/// One batch at a time is in flight: a full batch is sent, and its
-/// acknowledgement is read only when the next batch is ready to go (or at
-/// [`Loader::finish`]), so the client encodes batch n + 1 while the server
-/// applies batch n. The protocol's one-request-at-a-time rule holds: nothing
-/// else is sent before the answer is read.
+/// Each connection ([`Lane`]) has at most one batch in flight: a full batch
+/// is sent, and its acknowledgement is read only when that connection's next
+/// batch is ready to go (or at [`Loader::finish`]), so the client encodes
+/// while the server works. The protocol's one-request-at-a-time rule holds
+/// on every connection: nothing else is sent on it before the answer is read.
 pub struct Loader<'c> {
+    /// The first connection (the caller's) and the loader's own others.
     client: &'c mut Client,
+    others: Vec<Client>,
+    lanes: Vec<Lane>,
     limits: LoadLimits,
     columns: Vec<ColumnInfo>,
-    rows: RowsEncoder,
     /// Scratch space for an id's text.
     id: String,
-    /// First and last row number in `rows`, and how many rows it holds.
+    stats: LoadStats,
+}
+
+/// One connection's batch being built and batch in flight.
+struct Lane {
+    rows: RowsEncoder,
+    /// Lowest and highest row number in `rows`, and how many rows it holds.
     first: u64,
     last: u64,
     pending: u64,
     /// The batch sent and not yet acknowledged.
     in_flight: Option<InFlight>,
-    stats: LoadStats,
 }
 
 /// A batch the server has been sent but has not answered yet.
@@ -160,80 +174,108 @@ struct InFlight {
 }
 
 impl<'c> Loader<'c> {
-    pub fn new(client: &'c mut Client, limits: LoadLimits) -> Loader<'c> {
+    /// A loader over `client` and `others` (one lane each).
+    pub fn new(client: &'c mut Client, others: Vec<Client>, limits: LoadLimits) -> Loader<'c> {
         let columns = columns();
+        let lanes = (0..=others.len())
+            .map(|_| Lane {
+                rows: RowsEncoder::new(columns.len()),
+                first: u64::MAX,
+                last: 0,
+                pending: 0,
+                in_flight: None,
+            })
+            .collect();
         Loader {
             client,
+            others,
+            lanes,
             limits: LoadLimits {
                 rows: limits.rows.max(1),
                 bytes: limits.bytes,
+                connections: limits.connections.max(1),
             },
-            rows: RowsEncoder::new(columns.len()),
             columns,
             id: String::new(),
-            first: 0,
-            last: 0,
-            pending: 0,
-            in_flight: None,
             stats: LoadStats::default(),
         }
     }
 
     /// Sends every profile of `block` (full batches go out as they fill; the
-    /// last partial batch waits for the next block or [`Loader::finish`]).
+    /// last partial batches wait for the next block or [`Loader::finish`]).
     pub fn send_block(&mut self, block: &Block) -> Result<(), LoadError> {
         for p in block.profiles() {
-            if self.pending == 0 {
-                self.first = p.row;
-            }
-            write_row(&mut self.rows, &mut self.id, &p);
-            self.last = p.row;
-            self.pending += 1;
-            if self.pending as usize >= self.limits.rows || self.rows.len() >= self.limits.bytes {
-                self.flush()?;
+            write_id(&mut self.id, &p);
+            let k = lane_of(&self.id, self.lanes.len());
+            let lane = &mut self.lanes[k];
+            lane.first = lane.first.min(p.row);
+            lane.last = lane.last.max(p.row);
+            write_row(&mut lane.rows, &self.id, &p);
+            lane.pending += 1;
+            if lane.pending as usize >= self.limits.rows || lane.rows.len() >= self.limits.bytes {
+                self.flush(k)?;
             }
         }
         Ok(())
     }
 
-    /// Sends the last partial batch, waits for every acknowledgement and
+    /// Sends the last partial batches, waits for every acknowledgement and
     /// returns the totals.
     pub fn finish(mut self) -> Result<LoadStats, LoadError> {
-        self.flush()?;
-        self.await_in_flight()?;
+        for k in 0..self.lanes.len() {
+            self.flush(k)?;
+        }
+        for k in 0..self.lanes.len() {
+            self.await_in_flight(k)?;
+        }
         Ok(self.stats)
     }
 
-    /// Sends the batch being built, after the one in flight is acknowledged.
-    fn flush(&mut self) -> Result<(), LoadError> {
-        if self.pending == 0 {
+    /// The connection of lane `k`.
+    fn connection(&mut self, k: usize) -> &mut Client {
+        match k.checked_sub(1) {
+            None => self.client,
+            Some(i) => &mut self.others[i],
+        }
+    }
+
+    /// Sends lane `k`'s batch being built, after its batch in flight is
+    /// acknowledged.
+    fn flush(&mut self, k: usize) -> Result<(), LoadError> {
+        if self.lanes[k].pending == 0 {
             return Ok(());
         }
-        self.await_in_flight()?;
-        let (first, last, sent) = (self.first, self.last, self.pending);
-        let rows = std::mem::replace(&mut self.rows, RowsEncoder::new(self.columns.len()));
-        let payload = rows.finish();
+        self.await_in_flight(k)?;
+        let fresh = RowsEncoder::new(self.columns.len());
+        let lane = &mut self.lanes[k];
+        let (first, last, sent) = (lane.first, lane.last, lane.pending);
+        let payload = std::mem::replace(&mut lane.rows, fresh).finish();
+        lane.first = u64::MAX;
+        lane.last = 0;
+        lane.pending = 0;
         let bytes = payload.len() as u64;
-        self.client
-            .send_insert_rows(TABLE, &self.columns, payload)
-            .map_err(|source| refused(first, last, source))?;
-        self.in_flight = Some(InFlight {
+        let columns = std::mem::take(&mut self.columns);
+        let sent_ok = self
+            .connection(k)
+            .send_insert_rows(TABLE, &columns, payload);
+        self.columns = columns;
+        sent_ok.map_err(|source| refused(first, last, source))?;
+        self.lanes[k].in_flight = Some(InFlight {
             first,
             last,
             rows: sent,
             bytes,
         });
-        self.pending = 0;
         Ok(())
     }
 
-    /// Reads the answer to the batch in flight, if any, and counts it.
-    fn await_in_flight(&mut self) -> Result<(), LoadError> {
-        let Some(batch) = self.in_flight.take() else {
+    /// Reads the answer to lane `k`'s batch in flight, if any, and counts it.
+    fn await_in_flight(&mut self, k: usize) -> Result<(), LoadError> {
+        let Some(batch) = self.lanes[k].in_flight.take() else {
             return Ok(());
         };
         let got = self
-            .client
+            .connection(k)
             .insert_rows_result()
             .map_err(|source| refused(batch.first, batch.last, source))?;
         if got != batch.rows {
@@ -251,6 +293,15 @@ impl<'c> Loader<'c> {
     }
 }
 
+/// The lane (of `lanes`) an id's profiles travel on: the same for every
+/// write of the id, so they reach the server in order.
+fn lane_of(id: &str, lanes: usize) -> usize {
+    if lanes <= 1 {
+        return 0;
+    }
+    (xxhash_rust::xxh3::xxh3_64(id.as_bytes()) % lanes as u64) as usize
+}
+
 /// A refusal by the server names the batch; other errors pass through.
 fn refused(first: u64, last: u64, source: ClientError) -> LoadError {
     match source {
@@ -263,12 +314,16 @@ fn refused(first: u64, last: u64, source: ClientError) -> LoadError {
     }
 }
 
-/// Appends one profile as a row of cells (the order of [`columns`]);
-/// `id` is scratch space for the id's text.
-fn write_row(out: &mut RowsEncoder, id: &mut String, p: &Profile<'_>) {
+/// Writes a profile's id (`u` and its row number) into `id`.
+fn write_id(id: &mut String, p: &Profile<'_>) {
     use std::fmt::Write;
     id.clear();
     let _ = write!(id, "u{}", p.row);
+}
+
+/// Appends one profile as a row of cells (the order of [`columns`]); `id`
+/// is its id, from [`write_id`].
+fn write_row(out: &mut RowsEncoder, id: &str, p: &Profile<'_>) {
     out.text(0, id);
     out.text(1, COUNTRIES[usize::from(p.country)]);
     out.text(2, GENDERS[usize::from(p.gender)]);
@@ -301,10 +356,11 @@ mod tests {
         };
         let mut e = RowsEncoder::new(8);
         let mut id = String::new();
-        write_row(&mut e, &mut id, &p);
+        write_id(&mut id, &p);
+        write_row(&mut e, &id, &p);
         write_row(
             &mut e,
-            &mut id,
+            &id,
             &Profile {
                 tags: &[],
                 consent: false,
@@ -336,6 +392,21 @@ mod tests {
         assert_eq!(
             view.columns[7],
             ColumnView::Bool(vec![Some(true), Some(false)])
+        );
+    }
+
+    #[test]
+    fn an_id_always_takes_the_same_lane_and_both_lanes_are_used() {
+        let ids: Vec<String> = (0..1000).map(|i| format!("u{i}")).collect();
+        let lanes: Vec<usize> = ids.iter().map(|id| lane_of(id, 2)).collect();
+        for (id, lane) in ids.iter().zip(&lanes) {
+            assert_eq!(lane_of(id, 2), *lane);
+            assert_eq!(lane_of(id, 1), 0);
+        }
+        let on_first = lanes.iter().filter(|l| **l == 0).count();
+        assert!(
+            (400..600).contains(&on_first),
+            "{on_first} of 1000 on lane 0"
         );
     }
 }

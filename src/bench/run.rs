@@ -240,9 +240,14 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
     let mut reports: Vec<BenchReport> = Vec::with_capacity(stages.len());
     let mut expected = Expected::new();
     let mut next_stage = 0;
-    let mut loader = session
-        .load_needed
-        .then(|| Loader::new(&mut session.client, options.limits));
+    let mut loader = match session.load_needed {
+        true => Some(Loader::new(
+            &mut session.client,
+            load_connections(&addr, &connect, options.limits)?,
+            options.limits,
+        )),
+        false => None,
+    };
     let progress = options.progress && std::io::stderr().is_terminal();
     let mut started = Instant::now();
     let mut seen = 0u64;
@@ -311,9 +316,14 @@ pub fn run(options: &BenchOptions) -> Result<Vec<BenchReport>, BenchError> {
         stage_start = seen;
         started = Instant::now();
         // After the last stage the loop ends and this loader goes unused.
-        loader = session
-            .load_needed
-            .then(|| Loader::new(&mut session.client, options.limits));
+        loader = match session.load_needed && next_stage < stages.len() {
+            true => Some(Loader::new(
+                &mut session.client,
+                load_connections(&addr, &connect, options.limits)?,
+                options.limits,
+            )),
+            false => None,
+        };
     }
     drop(loader);
     if next_stage < stages.len() {
@@ -389,6 +399,17 @@ impl Session<'_> {
             queries,
         })
     }
+}
+
+/// The loader's connections besides the session's own.
+fn load_connections(
+    addr: &str,
+    connect: &ConnectOptions,
+    limits: LoadLimits,
+) -> Result<Vec<Client>, BenchError> {
+    (1..limits.connections.max(1))
+        .map(|_| Client::connect(addr, connect).map_err(BenchError::from))
+        .collect()
 }
 
 /// The source's blocks in row order.

@@ -52,6 +52,9 @@ pub struct BenchArgs {
     /// Largest batch in bytes (about its InsertRows message); keep it below the server's --max-frame-bytes
     #[arg(long, default_value_t = 4 << 20, value_parser = clap::value_parser!(u64).range(1024..))]
     pub batch_bytes: u64,
+    /// Connections the load is spread over (each profile on the one its id hashes to)
+    #[arg(long, default_value_t = 2, value_parser = clap::value_parser!(u64).range(1..=64))]
+    pub connections: u64,
     /// Generator threads [default: the number of cores]
     #[arg(long, value_parser = clap::value_parser!(u64).range(1..=256))]
     pub threads: Option<u64>,
@@ -243,6 +246,7 @@ fn bench(args: BenchArgs) -> Result<ExitCode, String> {
         limits: LoadLimits {
             rows: usize::try_from(args.batch).unwrap_or(usize::MAX),
             bytes: usize::try_from(args.batch_bytes).unwrap_or(usize::MAX),
+            connections: usize::try_from(args.connections).unwrap_or(1),
         },
         progress: true,
     };

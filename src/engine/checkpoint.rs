@@ -67,6 +67,7 @@ impl Inner {
         let (snapshot, lsn) = {
             let mut wal = self.wal.lock();
             self.check_writable()?;
+            let _applied = self.wait_applied(wal.last_lsn);
             let snapshot = self.state.read().clone();
             if wal.last_lsn == info.lsn {
                 return Ok(CheckpointStats::default());
@@ -198,7 +199,8 @@ impl Inner {
                 })
                 .collect()
         };
-        let _writers_paused = self.wal.lock();
+        let writers_paused = self.wal.lock();
+        let _applied = self.wait_applied(writers_paused.last_lsn);
         let mut prepared = prepared;
         let mut indexes: HashMap<u32, Arc<KeyIndex>> = HashMap::new();
         {

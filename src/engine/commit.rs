@@ -3,18 +3,26 @@
 //!
 //! Group commit: writers queue their requests; whoever finds no leader
 //! becomes it, takes everything queued, writes it with one WAL write and one
-//! fsync, applies it, posts every result and steps down. Writers that arrive
-//! meanwhile wait and are served by the next leader.
+//! fsync, steps down, then applies it and posts every result. Writers that
+//! arrive meanwhile wait and are served by the next leader, which may log
+//! its group while the one before is still applying: with two connections
+//! loading, one batch's parse, WAL write and fsync overlap the other's
+//! apply.
 //!
-//! Invariants: records get consecutive LSNs in queue order; a request is
-//! acknowledged only after its record is durable (with `always`); a failed
-//! WAL write or fsync puts the database in read-only mode (we never retry an
-//! fsync and pretend it worked) and no later write is accepted until reopen.
+//! Invariants: records get consecutive LSNs in queue order; groups apply in
+//! LSN order (a group waits for [`super::Applied`] to reach the LSN before
+//! its first); a request is acknowledged only after its record is durable
+//! (with `always`) and applied; requests are checked against the catalog as
+//! of the last logged record ([`Catalog`], kept with the WAL), and a group
+//! that changes the catalog keeps the WAL locked until it has applied; a
+//! failed WAL write or fsync puts the database in read-only mode (we never
+//! retry an fsync and pretend it worked) and no later write is accepted
+//! until reopen.
 
 use super::error::{Error, Result};
 use super::record::{encode_rows, resolve_batch, resolve_rows, Record};
 use super::rows::RowsBatch;
-use super::state::{table_key, WriteSummary};
+use super::state::{table_key, DbState, WriteSummary};
 use super::value::Batch;
 use super::{Durability, Inner};
 use crate::storage::columnar::RowsView;
@@ -46,6 +54,28 @@ enum Prepared {
     },
 }
 
+/// The tables new requests are checked against: by lower-cased name, their
+/// id and schema; and the id the next new table gets.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Catalog {
+    tables: BTreeMap<String, (u32, Arc<TableSchema>)>,
+    next_table_id: u32,
+}
+
+impl Catalog {
+    /// The catalog of a state.
+    pub(crate) fn of(state: &DbState) -> Catalog {
+        Catalog {
+            tables: state
+                .tables
+                .iter()
+                .map(|(k, t)| (k.clone(), (t.id, t.schema.clone())))
+                .collect(),
+            next_table_id: state.next_table_id,
+        }
+    }
+}
+
 /// The queue of requests and their results.
 #[derive(Default)]
 pub struct Queue {
@@ -69,9 +99,21 @@ impl Inner {
             if !queue.leader {
                 queue.leader = true;
                 let group = std::mem::take(&mut queue.pending);
-                let results = MutexGuard::unlocked(&mut queue, || self.commit_group(group));
+                let results = MutexGuard::unlocked(&mut queue, || {
+                    let mut stepped_down = false;
+                    let results = self.commit_group(group, &mut || {
+                        let mut queue = self.queue.lock();
+                        queue.leader = false;
+                        stepped_down = true;
+                        self.queue_ready.notify_all();
+                    });
+                    (results, stepped_down)
+                });
+                let (results, stepped_down) = results;
                 queue.results.extend(results);
-                queue.leader = false;
+                if !stepped_down {
+                    queue.leader = false;
+                }
                 self.queue_ready.notify_all();
                 continue;
             }
@@ -79,7 +121,29 @@ impl Inner {
         }
     }
 
-    fn commit_group(&self, group: Vec<(u64, Request)>) -> Vec<(u64, Result<WriteSummary>)> {
+    /// Waits until every record up to `lsn` is applied, and returns the
+    /// lock that keeps further groups from applying. Called with the WAL
+    /// locked (so no record is logged meanwhile) by whatever needs the
+    /// state to hold every logged record: a checkpoint's snapshot, its
+    /// install. A group whose WAL write or fsync failed is never applied;
+    /// the database is read-only then, and nothing waits for it.
+    pub(crate) fn wait_applied(&self, lsn: u64) -> MutexGuard<'_, super::Applied> {
+        let mut applied = self.applied.lock();
+        while applied.lsn < lsn && self.failure.lock().is_none() {
+            self.applied_changed.wait(&mut applied);
+        }
+        applied
+    }
+
+    /// Logs, syncs and applies one group. `step_down` is called once the
+    /// group is durable (or has failed), when the next leader may start
+    /// logging; a group that changes the catalog calls it only after it
+    /// has applied.
+    fn commit_group(
+        &self,
+        group: Vec<(u64, Request)>,
+        step_down: &mut dyn FnMut(),
+    ) -> Vec<(u64, Result<WriteSummary>)> {
         let mut results = Vec::with_capacity(group.len());
         let mut wal = self.wal.lock();
         if let Some(reason) = self.failure.lock().clone() {
@@ -89,17 +153,11 @@ impl Inner {
                 .collect();
         }
         // Check every request against the catalog as the earlier ones in the group leave it.
-        let mut catalog: BTreeMap<String, (u32, Arc<TableSchema>)>;
-        let mut next_table_id;
-        {
-            let state = self.state.read();
-            catalog = state
-                .tables
-                .iter()
-                .map(|(k, t)| (k.clone(), (t.id, t.schema.clone())))
-                .collect();
-            next_table_id = state.next_table_id;
-        }
+        let Catalog {
+            tables: mut catalog,
+            mut next_table_id,
+        } = wal.catalog.clone();
+        let mut changes_catalog = false;
         // Resolve every request as the earlier ones leave the catalog.
         let mut prepared: Vec<(u64, Prepared)> = Vec::with_capacity(group.len());
         for (ticket, request) in group {
@@ -114,13 +172,17 @@ impl Inner {
                                 let id = next_table_id;
                                 next_table_id += 1;
                                 slot.insert((id, Arc::new(schema.clone())));
+                                changes_catalog = true;
                                 Ok(Prepared::Record(Record::CreateTable { id, schema }))
                             }
                         },
                     }
                 }
                 Request::DropTable(name) => match catalog.remove(&table_key(&name)) {
-                    Some((id, _)) => Ok(Prepared::Record(Record::DropTable { id })),
+                    Some((id, _)) => {
+                        changes_catalog = true;
+                        Ok(Prepared::Record(Record::DropTable { id }))
+                    }
                     None => Err(Error::TableNotFound(name)),
                 },
                 Request::Write { table, batch } => match catalog.get(&table_key(&table)) {
@@ -207,6 +269,7 @@ impl Inner {
         if logged.is_empty() {
             return results;
         }
+        let logged_before = logged.first().map_or(wal.last_lsn, |(_, lsn)| lsn - 1);
         let durable = wal
             .writer
             .flush()
@@ -226,6 +289,20 @@ impl Inner {
                     .map(|(i, _)| (prepared[i].0, Err(Error::ReadOnly(reason.clone())))),
             );
             return results;
+        }
+        let wal_full = wal.since_checkpoint >= self.options.checkpoint_wal_bytes;
+        // The next leader may log while this group applies, unless this group
+        // changes what the next one is checked against.
+        let wal = if changes_catalog {
+            Some(wal)
+        } else {
+            drop(wal);
+            step_down();
+            None
+        };
+        let mut applied = self.applied.lock();
+        while applied.lsn < logged_before {
+            self.applied_changed.wait(&mut applied);
         }
         let filled_shard;
         {
@@ -252,11 +329,17 @@ impl Inner {
                 results.push((*ticket, result));
             }
             filled_shard = state.filled_since(&shards_before);
+            applied.lsn = state.last_lsn;
+            if let Some(mut wal) = wal {
+                wal.catalog = Catalog::of(state);
+            }
         }
+        drop(applied);
+        self.applied_changed.notify_all();
         // A shard that has just filled up is written once, whole: a bulk
         // load then writes each shard's part once instead of at every WAL
         // threshold it straddles.
-        if filled_shard || wal.since_checkpoint >= self.options.checkpoint_wal_bytes {
+        if filled_shard || wal_full {
             self.request_checkpoint();
         }
         results

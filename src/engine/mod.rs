@@ -65,6 +65,18 @@ pub(crate) struct WalState {
     last_lsn: u64,
     since_checkpoint: u64,
     unsynced: bool,
+    /// The tables as of `last_lsn`: what new requests are checked against.
+    /// Kept here, not read from the state, so that checking a group never
+    /// waits for the group before it to finish applying.
+    catalog: commit::Catalog,
+}
+
+/// How far the WAL's records have been applied to the published state.
+/// Groups apply in LSN order: a group waits until `lsn` is the last LSN
+/// before its own.
+#[derive(Debug, Default)]
+pub(crate) struct Applied {
+    lsn: u64,
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +97,8 @@ pub(crate) struct Inner {
     queue: Mutex<Queue>,
     queue_ready: Condvar,
     wal: Mutex<WalState>,
+    applied: Mutex<Applied>,
+    applied_changed: Condvar,
     checkpoint_info: Mutex<CheckpointInfo>,
     /// Set when a WAL write or fsync failed: the database is read-only from then on.
     failure: Mutex<Option<String>>,
@@ -171,6 +185,7 @@ impl Database {
         }
         let writer = WalWriter::create(&dir.join(WAL_DIR), state.last_lsn + 1)?;
         let (signal, receiver) = crossbeam::channel::bounded(1);
+        let catalog = commit::Catalog::of(&state);
         let inner = Arc::new(Inner {
             options: options.clone(),
             state: RwLock::new(Arc::new(state)),
@@ -181,7 +196,12 @@ impl Database {
                 last_lsn: report.last_lsn,
                 since_checkpoint: 0,
                 unsynced: false,
+                catalog,
             }),
+            applied: Mutex::new(Applied {
+                lsn: report.last_lsn,
+            }),
+            applied_changed: Condvar::new(),
             checkpoint_info: Mutex::new(CheckpointInfo {
                 generation: manifest.generation,
                 lsn: manifest.checkpoint_lsn,

@@ -121,10 +121,21 @@ pub fn random_batch(
     id_space: u32,
     max_ops: usize,
 ) -> Batch {
+    random_batch_in(rng, schema, "u", id_space, max_ops)
+}
+
+/// A random batch over ids `{prefix}0..{prefix}{id_space}`.
+pub fn random_batch_in(
+    rng: &mut StdRng,
+    schema: &TableSchema,
+    prefix: &str,
+    id_space: u32,
+    max_ops: usize,
+) -> Batch {
     let mut batch = Batch::new();
     let ops = rng.random_range(1..=max_ops);
     for _ in 0..ops {
-        let id = format!("u{}", rng.random_range(0..id_space));
+        let id = format!("{prefix}{}", rng.random_range(0..id_space));
         if rng.random_bool(0.15) {
             batch.delete(id);
             continue;
@@ -166,6 +177,17 @@ pub fn random_rows(
     id_space: u32,
     max_rows: usize,
 ) -> (cohortdb::RowsBatch, Batch) {
+    random_rows_in(rng, schema, "u", id_space, max_rows)
+}
+
+/// [`random_rows`] over ids `{prefix}0..{prefix}{id_space}`.
+pub fn random_rows_in(
+    rng: &mut StdRng,
+    schema: &TableSchema,
+    prefix: &str,
+    id_space: u32,
+    max_rows: usize,
+) -> (cohortdb::RowsBatch, Batch) {
     let mut columns: Vec<usize> = (0..schema.columns.len())
         .filter(|_| rng.random_bool(0.7))
         .collect();
@@ -179,7 +201,7 @@ pub fn random_rows(
         .collect();
     let rows: Vec<(String, Vec<Value>)> = (0..rng.random_range(1..=max_rows))
         .map(|_| {
-            let id = format!("u{}", rng.random_range(0..id_space));
+            let id = format!("{prefix}{}", rng.random_range(0..id_space));
             let values = columns
                 .iter()
                 .map(|&c| random_value(rng, schema.columns[c].ty))

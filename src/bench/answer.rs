@@ -100,14 +100,23 @@ impl Answer {
     }
 }
 
+/// Bits of [`Expected::bits_of`]: the 10 Q4 tags, then the 3 Q5 tags, then
+/// A, B and C (a tag may have several).
+const Q5_BIT: u32 = 10;
+const A_BIT: u32 = 1 << 13;
+const B_BIT: u32 = 1 << 14;
+const C_BIT: u32 = 1 << 15;
+
 /// The expected answers of Q1–Q8, accumulated block by block.
 #[derive(Debug, Clone)]
 pub struct Expected {
+    /// Per tag, the query tags it is, as bits: a profile's bits are the OR
+    /// over its tags, so each query tag is one bit test, not a search.
+    bits_of: Vec<u32>,
+    /// Tag A (Q8 leaves it out of its own co-interests).
     a: u16,
-    b: u16,
-    c: u16,
-    q4: [u16; 10],
-    q5: [u16; 3],
+    /// Index into `q4_counts` of the pair (i, j), i < j.
+    q4_pair: [[u8; 10]; 10],
     q3_country: u8,
     q7_country: u8,
     q1: u64,
@@ -121,6 +130,17 @@ pub struct Expected {
     q7_ids: Vec<u64>,
     /// Per tag: profiles having A and that tag.
     co: Vec<u64>,
+}
+
+/// The positions of the set bits of `bits`, lowest first.
+fn ones(mut bits: u32) -> impl Iterator<Item = usize> {
+    std::iter::from_fn(move || {
+        (bits != 0).then(|| {
+            let i = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            i
+        })
+    })
 }
 
 fn tag(name: &str) -> u16 {
@@ -143,12 +163,33 @@ impl Default for Expected {
 
 impl Expected {
     pub fn new() -> Expected {
+        let mut bits_of = vec![0u32; N_TAGS];
+        let mut mark = |t: u16, bit: u32| {
+            if let Some(b) = bits_of.get_mut(usize::from(t)) {
+                *b |= bit;
+            }
+        };
+        for (i, t) in Q4_TAGS.iter().enumerate() {
+            mark(tag(t), 1 << i);
+        }
+        for (i, t) in Q5_TAGS.iter().enumerate() {
+            mark(tag(t), 1 << (Q5_BIT + i as u32));
+        }
+        mark(tag(A), A_BIT);
+        mark(tag(B), B_BIT);
+        mark(tag(C), C_BIT);
+        let mut q4_pair = [[0u8; 10]; 10];
+        let mut k = 10;
+        for (i, row) in q4_pair.iter_mut().enumerate() {
+            for cell in &mut row[i + 1..] {
+                *cell = k;
+                k += 1;
+            }
+        }
         Expected {
+            bits_of,
             a: tag(A),
-            b: tag(B),
-            c: tag(C),
-            q4: Q4_TAGS.map(tag),
-            q5: Q5_TAGS.map(tag),
+            q4_pair,
             q3_country: country(Q3_COUNTRY),
             q7_country: country(Q7_COUNTRY),
             q1: 0,
@@ -165,7 +206,11 @@ impl Expected {
     /// Counts every profile of `block`.
     pub fn add_block(&mut self, block: &Block) {
         for p in block.profiles() {
-            let (ha, hb, hc) = (p.has(self.a), p.has(self.b), p.has(self.c));
+            let bits = p
+                .tags
+                .iter()
+                .fold(0u32, |acc, t| acc | self.bits_of[usize::from(*t)]);
+            let (ha, hb, hc) = (bits & A_BIT != 0, bits & B_BIT != 0, bits & C_BIT != 0);
             self.q1 += u64::from(ha);
             self.q2 += u64::from(ha && hb);
             self.q3 += u64::from(
@@ -174,20 +219,17 @@ impl Expected {
                     && Q3_AGES.contains(&i64::from(p.age))
                     && !hc,
             );
-            let has4 = self.q4.map(|t| p.has(t));
-            let mut k = 10;
-            for i in 0..10 {
-                self.q4_counts[i] += u64::from(has4[i]);
-                for j in i + 1..10 {
-                    self.q4_counts[k] += u64::from(has4[i] && has4[j]);
-                    k += 1;
+            let q4 = bits & 0x3ff;
+            for i in ones(q4) {
+                self.q4_counts[i] += 1;
+                for j in ones(q4 & !((2 << i) - 1)) {
+                    self.q4_counts[usize::from(self.q4_pair[i][j])] += 1;
                 }
             }
-            let region = self
-                .q5
-                .iter()
-                .fold(0, |acc, t| (acc << 1) | usize::from(p.has(*t)));
-            self.q5_counts[region] += 1;
+            // Q5_TAGS[0] is the region's high bit.
+            let q5 = (bits >> Q5_BIT) & 7;
+            let region = ((q5 & 1) << 2) | (q5 & 2) | ((q5 >> 2) & 1);
+            self.q5_counts[region as usize] += 1;
             if ha {
                 self.q6_counts[usize::from(p.country)] += 1;
                 if p.country == self.q7_country {

@@ -374,18 +374,22 @@ fn draw_interests(rng: &mut Pcg64, tag: &Cdf, k: &[u8]) -> Option<(Vec<u32>, Vec
     }
     let mut tags = vec![0u16; total as usize];
     let mut have = vec![0u8; k.len()];
-    // Adds one drawn tag to row `row`'s sorted slot; says whether it was new.
+    // Adds one drawn tag to row `row`'s sorted slot unless it holds it. The
+    // slots are a handful of tags: a scan and an insertion step beat a
+    // binary search and a `memmove` call (a third of the generator's time).
     let add = |row: usize, t: u16, tags: &mut [u16], have: &mut [u8]| {
         let slot = &mut tags[off[row] as usize..off[row + 1] as usize];
         let held = usize::from(have[row]);
-        match slot[..held].binary_search(&t) {
-            Ok(_) => {}
-            Err(pos) => {
-                slot.copy_within(pos..held, pos + 1);
-                slot[pos] = t;
-                have[row] += 1;
-            }
+        if slot[..held].contains(&t) {
+            return;
         }
+        let mut pos = held;
+        while pos > 0 && slot[pos - 1] > t {
+            slot[pos] = slot[pos - 1];
+            pos -= 1;
+        }
+        slot[pos] = t;
+        have[row] += 1;
     };
     let mut short: Vec<u32> = Vec::new();
     for (row, &n) in k.iter().enumerate() {

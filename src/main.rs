@@ -8,8 +8,9 @@
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Has mimalloc return the memory it holds free to the OS at once; the
-/// engine calls it after each checkpoint (`Options::release_memory`), when
-/// the replaced in-memory tails are freed, instead of mimalloc's 1 s delay.
+/// engine calls it after a checkpoint has freed the in-memory tails its
+/// parts replace (`Options::release_memory`: at once for an explicit
+/// checkpoint, once writes pause for a background one).
 fn release_free_memory() {
     // SAFETY: `mi_collect` has no preconditions; any thread may call it at
     // any time, and it only frees memory no allocation holds.

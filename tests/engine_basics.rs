@@ -538,6 +538,47 @@ fn count_release() {
     RELEASES.fetch_add(1, Ordering::SeqCst);
 }
 
+static BACKGROUND_RELEASES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_background_release() {
+    BACKGROUND_RELEASES.fetch_add(1, Ordering::SeqCst);
+}
+
+#[test]
+fn a_background_checkpoint_releases_memory_once_writes_pause() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(
+        dir.path(),
+        Options {
+            durability: Durability::Interval(std::time::Duration::from_millis(20)),
+            checkpoint_wal_bytes: 4 << 10,
+            release_memory: Some(count_background_release),
+            ..Options::default()
+        },
+    )
+    .unwrap();
+    db.create_table(schema()).unwrap();
+    for n in 0..50i64 {
+        let mut b = Batch::new();
+        for k in 0..20 {
+            b.upsert(format!("u{n}-{k}")).set("age", n);
+        }
+        db.write(TABLE, b).unwrap();
+    }
+    // The WAL passed its threshold, so the background thread checkpoints;
+    // with no more writes, two ticks later it hands memory back. Wait for
+    // that (the deadline only bounds a failure).
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while BACKGROUND_RELEASES.load(Ordering::SeqCst) == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no release 60 s after the writes stopped"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert!(db.background_error().is_none());
+}
+
 #[test]
 fn release_memory_is_called_after_each_checkpoint_that_installs_parts() {
     let dir = tempfile::tempdir().unwrap();

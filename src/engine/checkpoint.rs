@@ -168,9 +168,6 @@ impl Inner {
         info.lsn = lsn;
         // (4) Install in the live state.
         self.install(lsn, installed);
-        if let Some(release) = self.options.release_memory {
-            release();
-        }
         // (5) Drop what the manifest no longer needs.
         let (segments, parts) = self.remove_obsolete_files(&manifest)?;
         stats.wal_segments_removed = segments;

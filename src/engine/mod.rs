@@ -129,6 +129,15 @@ impl Inner {
             .into_owned()
     }
 
+    /// Lets the allocator return free memory to the OS
+    /// ([`Options::release_memory`]): after a checkpoint has installed its
+    /// parts and freed the in-memory tails they replace.
+    fn release_memory(&self) {
+        if let Some(release) = self.options.release_memory {
+            release();
+        }
+    }
+
     fn sync_if_needed(&self) {
         let mut wal = self.wal.lock();
         if wal.unsynced {
@@ -298,7 +307,11 @@ impl Database {
 
     /// Checkpoints now (waiting for one already running).
     pub fn checkpoint(&self) -> Result<CheckpointStats> {
-        self.inner.checkpoint()
+        let stats = self.inner.checkpoint()?;
+        if stats.lsn != 0 {
+            self.inner.release_memory();
+        }
+        Ok(stats)
     }
 
     /// The memory one query may use for intermediate results, if limited.
@@ -397,15 +410,28 @@ fn background(inner: Arc<Inner>, receiver: Receiver<Background>) {
         Durability::Interval(d) => d,
         _ => Duration::from_secs(1),
     };
+    // Free memory goes back to the OS once writes have paused for a tick
+    // after a checkpoint, not after every checkpoint: during a bulk load
+    // the next batches would at once fault it back in, and the kernel's
+    // zeroing of those pages was a fifth of the load's CPU
+    // (docs/benchmarks.md).
+    let mut release_pending = false;
+    let mut lsn_at_last_tick = u64::MAX;
     loop {
         match receiver.recv_timeout(tick) {
-            Ok(Background::Checkpoint) => {
-                if let Err(e) = inner.checkpoint() {
-                    *inner.background_error.lock() = Some(e.to_string());
-                }
-            }
+            Ok(Background::Checkpoint) => match inner.checkpoint() {
+                Ok(stats) => release_pending |= stats.lsn != 0,
+                Err(e) => *inner.background_error.lock() = Some(e.to_string()),
+            },
             Ok(Background::Stop) | Err(crossbeam::channel::RecvTimeoutError::Disconnected) => break,
-            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {}
+            Err(crossbeam::channel::RecvTimeoutError::Timeout) => {
+                let lsn = inner.wal.lock().last_lsn;
+                if release_pending && lsn == lsn_at_last_tick {
+                    inner.release_memory();
+                    release_pending = false;
+                }
+                lsn_at_last_tick = lsn;
+            }
         }
         if matches!(inner.options.durability, Durability::Interval(_)) {
             inner.sync_if_needed();

@@ -75,11 +75,15 @@ pub struct Options {
     /// (GROUP BY groups), in bytes; `None`: no limit. A query that needs
     /// more fails with an error saying so.
     pub query_memory_limit: Option<u64>,
-    /// Called after each checkpoint has installed its parts, which is when
-    /// the in-memory tails and overlays the parts replace are freed: lets
-    /// the program that chose the allocator have it return free memory to
-    /// the OS now rather than after its own delay (after a bulk load that
-    /// is about a fifth of the process's memory). `None`: nothing is called.
+    /// Lets the program that chose the allocator have it return free memory
+    /// to the OS now rather than after its own delay. Called after a
+    /// checkpoint has installed its parts (when the in-memory tails and
+    /// overlays they replace are freed; after a bulk load about a fifth of
+    /// the process's memory): at once after [`crate::Database::checkpoint`],
+    /// and after a background checkpoint only once writes have paused for a
+    /// tick (1 s, or the `interval` durability's period), so that a bulk
+    /// load does not hand back memory it faults in again at once. `None`:
+    /// nothing is called.
     pub release_memory: Option<fn()>,
 }
 

@@ -339,10 +339,21 @@ pub fn explain(snapshot: &Snapshot, query: &Query) -> QueryResult<Output> {
             "count: the last AND step counts (intersection_len / difference_len) without building a bitmap".to_string()
         }
         Shape::Aggregates(_) => "aggregates: bit-sliced index sums and extremes for INT/TIMESTAMP, column reads for FLOAT".into(),
-        Shape::Groups { keys, .. } => format!(
-            "group by {}: split the filter by each value bitmap, merge groups across shards",
-            list(keys.iter().map(|k| query.schema.columns[*k].name.clone()))
-        ),
+        Shape::Groups {
+            keys,
+            outputs,
+            order,
+            limit,
+        } => match super::top_groups::plan(&query.schema, keys, outputs, order, *limit) {
+            Some((column, n)) => format!(
+                "most common values of {}: count values from the largest bitmap down, stop once none left can reach the count in place {n}",
+                query.schema.columns[column].name
+            ),
+            None => format!(
+                "group by {}: split the filter by each value bitmap, merge groups across shards",
+                list(keys.iter().map(|k| query.schema.columns[*k].name.clone()))
+            ),
+        },
         Shape::Rows { limit, .. } => format!(
             "rows: stream the matching profiles shard by shard{}",
             limit.map(|n| format!(", stop after {n}")).unwrap_or_default()

@@ -26,6 +26,7 @@ pub mod run;
 pub mod segments;
 pub mod suppress;
 pub mod top;
+pub mod top_groups;
 pub mod users;
 
 pub use access::{Principal, Role};

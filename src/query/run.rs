@@ -9,6 +9,7 @@ use super::exec::{
 };
 use super::group::{finish, group_shard, merge, Groups};
 use super::output::{Output, RowSource, Rows};
+use super::top_groups;
 use crate::engine::{write_cell, ShardSnapshot, Snapshot, TableSnapshot, Value};
 use crate::storage::columnar::RowsEncoder;
 use crate::storage::schema::ColumnType;
@@ -69,10 +70,21 @@ pub fn run_query_within(
             limit,
         } => {
             let schema = &query.schema;
-            let per: Vec<Groups> = per_shard(&table, |shard| {
-                let rows = selected(filter.as_ref(), shard)?;
-                group_shard(schema, &keys, &outputs, shard, &rows)
-            })?;
+            let per: Vec<Groups> = match top_groups::plan(schema, &keys, &outputs, &order, limit) {
+                // The most common values first: only those that can make the cut.
+                Some((column, n)) => vec![top_groups::groups(
+                    schema,
+                    &table,
+                    filter.as_ref(),
+                    column,
+                    &outputs,
+                    n,
+                )?],
+                None => per_shard(&table, |shard| {
+                    let rows = selected(filter.as_ref(), shard)?;
+                    group_shard(schema, &keys, &outputs, shard, &rows)
+                })?,
+            };
             let mut all = Groups::new();
             let mut budget = super::group::Budget {
                 limit: memory_limit,

@@ -1049,6 +1049,34 @@ impl Gen {
     }
 
     fn group_query(&mut self, groupable: &[usize], filter: Option<Pred>) -> Query {
+        if self.rng.random_bool(0.15) {
+            // The most common values (src/query/top_groups.rs): one key,
+            // COUNT(*) ordered descending first, a LIMIT.
+            let key = *pick(&mut self.rng, groupable);
+            let count = if self.rng.random_bool(0.5) {
+                OrderKey::CountStar
+            } else {
+                OrderKey::Pos(2)
+            };
+            let mut order = vec![Order {
+                key: count,
+                desc: Some(true),
+            }];
+            if self.rng.random_bool(0.5) {
+                let desc = *pick(&mut self.rng, &[None, Some(false), Some(true)]);
+                order.push(Order {
+                    key: OrderKey::Pos(1),
+                    desc,
+                });
+            }
+            return Query::Groups {
+                keys: vec![key],
+                items: vec![GItem::Key(key, None), GItem::Agg(Agg::COUNT_STAR, None)],
+                filter,
+                order,
+                limit: Some(self.rng.random_range(0..=6)),
+            };
+        }
         let max = if self.rng.random_bool(0.4) { 2 } else { 1 };
         let keys = subset(&mut self.rng, groupable, 1, max);
         let mut items = Vec::new();

@@ -228,19 +228,32 @@ mod tests {
     use crate::query::group::{finish, group_shard, merge, Budget};
     use rand::{Rng, SeedableRng};
 
+    fn quiet_database(dir: &std::path::Path) -> Database {
+        let options = Options {
+            background: false,
+            ..Options::default()
+        };
+        Database::open(dir, options).unwrap()
+    }
+
+    /// `SELECT v, COUNT(*)`.
+    fn key_and_count() -> Vec<GroupOut> {
+        vec![
+            GroupOut::Key(0),
+            GroupOut::Agg(Agg {
+                func: AggFn::Count,
+                column: None,
+                ty: ColumnType::Int,
+            }),
+        ]
+    }
+
     /// Pruned counting, in rounds as small as one value, gives the rows of
     /// the full GROUP BY for every n, filter and ordering of ties.
     #[test]
     fn pruned_counting_gives_the_rows_of_the_full_group_by() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(
-            dir.path(),
-            Options {
-                background: false,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let db = quiet_database(dir.path());
         let schema = TableSchema::new("t", "id")
             .column("city", ColumnType::Text)
             .column("tags", ColumnType::TextSet);
@@ -263,14 +276,7 @@ mod tests {
         db.write("t", b).unwrap();
         let snapshot = db.snapshot();
         let table = snapshot.table("t").unwrap();
-        let outputs = vec![
-            GroupOut::Key(0),
-            GroupOut::Agg(Agg {
-                func: AggFn::Count,
-                column: None,
-                ty: ColumnType::Int,
-            }),
-        ];
+        let outputs = key_and_count();
         for case in 0..300 {
             let column = case % 2;
             let shard_rows: Vec<ShardRows> = table
@@ -317,14 +323,7 @@ mod tests {
     #[test]
     fn a_value_as_large_as_the_cut_is_counted() {
         let dir = tempfile::tempdir().unwrap();
-        let db = Database::open(
-            dir.path(),
-            Options {
-                background: false,
-                ..Options::default()
-            },
-        )
-        .unwrap();
+        let db = quiet_database(dir.path());
         let schema = TableSchema::new("t", "id").column("city", ColumnType::Text);
         db.create_table(schema.clone()).unwrap();
         let mut b = Batch::new();
@@ -344,14 +343,7 @@ mod tests {
                 shard,
             })
             .collect();
-        let outputs = vec![
-            GroupOut::Key(0),
-            GroupOut::Agg(Agg {
-                func: AggFn::Count,
-                column: None,
-                ty: ColumnType::Int,
-            }),
-        ];
+        let outputs = key_and_count();
         // Two values in the first round (a 5, b 3) make the cut 3; c (3)
         // comes next and, by city descending, beats b.
         let groups = count_top(&schema, &shard_rows, 0, &outputs, 2, 2).unwrap();

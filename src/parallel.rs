@@ -1,55 +1,42 @@
 //! Running independent work items on every core: shards of a query, parts
-//! at start-up. Items are taken from a shared counter (a slow item does not
-//! hold up the others), the calling thread works too, and results come back
-//! in item order.
+//! at start-up. Items run on rayon's global pool, one worker per core, which
+//! lives as long as the process: a query no longer starts (and waits for) a
+//! thread of its own, which cost a 10M-profile Q6 a third of its helper's
+//! share of the work (docs/benchmarks.md, "Query workers"). Work stealing
+//! keeps a slow item from holding up the others, and results come back in
+//! item order.
 //!
-//! Invariant: every item is run exactly once; a panicking worker becomes
-//! the error `panicked()` instead of unwinding into the caller.
+//! Invariant: every item is run exactly once; a panicking item becomes the
+//! error `panicked()` instead of unwinding into the caller.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use rayon::prelude::*;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 
 /// `f` over `items` on up to one thread per core, in item order; the first
 /// error in item order wins.
 pub fn map<I: Sync, T: Send, E: Send>(
     items: &[I],
     f: impl Fn(&I) -> Result<T, E> + Sync,
-    panicked: impl Fn() -> E,
+    panicked: impl Fn() -> E + Sync,
 ) -> Result<Vec<T>, E> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(items.len());
-    if threads <= 1 {
-        return items.iter().map(&f).collect();
+    if items.len() <= 1 {
+        return items.iter().map(|i| run(&f, i, &panicked)).collect();
     }
-    let next = AtomicUsize::new(0);
-    let drain = || {
-        let mut mine = Vec::new();
-        loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(item) = items.get(i) else { break };
-            mine.push((i, f(item)));
-        }
-        mine
-    };
-    let done = crossbeam::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(|_| drain())).collect();
-        let mut all = drain();
-        for helper in helpers {
-            all.extend(helper.join().ok()?);
-        }
-        Some(all)
-    });
-    let Ok(Some(done)) = done else {
-        return Err(panicked());
-    };
-    let mut slots: Vec<Option<Result<T, E>>> = (0..items.len()).map(|_| None).collect();
-    for (i, r) in done {
-        slots[i] = Some(r);
-    }
-    slots
-        .into_iter()
-        .map(|s| s.unwrap_or_else(|| Err(panicked())))
-        .collect()
+    let done: Vec<Result<T, E>> = items
+        .par_iter()
+        .with_max_len(1)
+        .map(|i| run(&f, i, &panicked))
+        .collect();
+    done.into_iter().collect()
+}
+
+/// One item, a panic turned into `panicked()`.
+fn run<I, T, E>(
+    f: &impl Fn(&I) -> Result<T, E>,
+    item: &I,
+    panicked: &impl Fn() -> E,
+) -> Result<T, E> {
+    catch_unwind(AssertUnwindSafe(|| f(item))).unwrap_or_else(|_| Err(panicked()))
 }
 
 #[cfg(test)]
@@ -75,5 +62,28 @@ mod tests {
             super::map(&[] as &[u32], |i| Ok::<_, ()>(*i), || ()),
             Ok(vec![])
         );
+    }
+
+    #[test]
+    fn a_panicking_item_is_an_error_and_every_other_item_still_runs() {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let items: Vec<u32> = (0..50).collect();
+        let ran = AtomicUsize::new(0);
+        let r = super::map(
+            &items,
+            |i| {
+                ran.fetch_add(1, Ordering::Relaxed);
+                if *i == 7 {
+                    panic!("item 7 fails");
+                }
+                Ok::<_, String>(*i)
+            },
+            || "a worker panicked".to_string(),
+        );
+        assert_eq!(r, Err("a worker panicked".to_string()));
+        assert_eq!(ran.load(Ordering::Relaxed), items.len());
+        // The pool still works after a panic.
+        let again = super::map(&items, |i| Ok::<_, String>(*i), || "panic".into());
+        assert_eq!(again, Ok(items.clone()));
     }
 }

@@ -6,7 +6,7 @@
 //! for writers or checkpoints. Table and shard handles own `Arc`s of their
 //! state, so a streaming reader can keep one as long as it needs. Shards are
 //! exposed one by one ([`ShardSnapshot`]) so a query can evaluate a predicate
-//! per shard in parallel (crossbeam) and merge.
+//! per shard in parallel (`crate::parallel`) and merge.
 //!
 //! Bitmaps hold global row ids; a shard's rows are
 //! `[first_row, first_row + 2^20)`.

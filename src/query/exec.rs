@@ -1,6 +1,6 @@
 //! Execution: a bound query run shard by shard over the bitmap indexes, in
-//! parallel (crossbeam scoped threads pulling shard numbers from a shared
-//! counter), and merged: counts add, groups add per key, aggregates combine.
+//! parallel (`crate::parallel`: the shards on a pool of one worker per
+//! core), and merged: counts add, groups add per key, aggregates combine.
 //!
 //! Strategy per shard (docs/cohortql.md, "How queries run"):
 //! - AND evaluates its cheapest operands first — value bitmaps ordered by

@@ -36,6 +36,11 @@ pub struct Bsi {
     slices: Vec<Arc<RoaringBitmap>>,
 }
 
+/// The widest mean distance between appended rows for which
+/// [`Bsi::append`] builds bit planes (64 bits a row at most) rather than
+/// setting row by row.
+const MAX_APPEND_GAP: usize = 64;
+
 fn offset_of(v: i64, base: i64) -> u64 {
     (v as i128 - base as i128) as u64
 }
@@ -132,15 +137,19 @@ impl Bsi {
     }
 
     /// Adds values for rows that hold none, in increasing row order: one
-    /// pass over the rows and one append per slice when the rows lie above
-    /// every row with a value (the bulk-load case), else one [`Bsi::set`]
-    /// per row.
+    /// pass over the rows and one union of whole containers per slice when
+    /// the rows lie above every row with a value and close together (the
+    /// bulk-load case), else one [`Bsi::set`] per row.
     pub fn append(&mut self, rows: &[(u32, i64)]) {
         let Some(min) = rows.iter().map(|r| r.1).min() else {
             return;
         };
         let increasing = rows.windows(2).all(|w| w[0].0 < w[1].0);
-        if !increasing || self.exists.max().is_some_and(|m| m >= rows[0].0) {
+        // The bit planes below span the rows: for rows far apart (not the
+        // bulk-load case of consecutive new rows) they would be mostly zeros.
+        let dense = increasing
+            && (rows[rows.len() - 1].0 - rows[0].0) as usize / rows.len() < MAX_APPEND_GAP;
+        if !dense || self.exists.max().is_some_and(|m| m >= rows[0].0) {
             rows.iter().for_each(|&(row, v)| self.set(row, v));
             return;
         }
@@ -158,22 +167,34 @@ impl Bsi {
         while self.slices.len() < bits_needed(max) {
             self.slices.push(Arc::new(RoaringBitmap::new()));
         }
-        // One pass over the rows, visiting only the set bits of each offset.
-        let mut per_slice: Vec<Vec<u32>> = vec![Vec::new(); self.slices.len()];
+        // One pass over the rows, visiting only the set bits of each offset,
+        // sets bits in one bit plane per slice (and one for `exists`) over
+        // the rows' span; each plane then joins its bitmap as whole
+        // containers, not row by row.
+        let start = rows[0].0 & !7;
+        let span = (rows[rows.len() - 1].0 - start) as usize + 1;
+        let plane_len = span.div_ceil(8);
+        let mut planes = vec![0u8; plane_len * (self.slices.len() + 1)];
+        let (exists_plane, slice_planes) = planes.split_at_mut(plane_len);
         for &(row, v) in rows {
+            let i = (row - start) as usize;
+            let (byte, bit) = (i / 8, 1u8 << (i % 8));
+            exists_plane[byte] |= bit;
             let mut u = offset_of(v, self.base);
             while u != 0 {
-                per_slice[u.trailing_zeros() as usize].push(row);
+                slice_planes[u.trailing_zeros() as usize * plane_len + byte] |= bit;
                 u &= u - 1;
             }
         }
-        for (slice, bits) in self.slices.iter_mut().zip(&per_slice) {
-            if !bits.is_empty() {
-                add_rows(Arc::make_mut(slice), bits);
+        let planes = planes.chunks_exact(plane_len);
+        for (bitmap, plane) in std::iter::once(&mut self.exists)
+            .chain(self.slices.iter_mut())
+            .zip(planes)
+        {
+            if plane.iter().any(|b| *b != 0) {
+                *Arc::make_mut(bitmap) |= RoaringBitmap::from_lsb0_bytes(start, plane);
             }
         }
-        let all: Vec<u32> = rows.iter().map(|r| r.0).collect();
-        add_rows(Arc::make_mut(&mut self.exists), &all);
     }
 
     /// Removes any value of `row`.
@@ -410,14 +431,21 @@ mod tests {
             appended.append(&rows);
             rows.iter().for_each(|&(r, v)| set.set(r, v));
         }
+        // Rows far apart (one every million): set row by row.
+        let sparse: Vec<(u32, i64)> = (1..5u32)
+            .map(|k| (next + k * 1_000_000, i64::from(k) * 7))
+            .collect();
+        appended.append(&sparse);
+        sparse.iter().for_each(|&(r, v)| set.set(r, v));
         let among: Vec<(u32, i64)> = (1..50)
             .map(|r| (r * 2 + 1, -(r as i64)))
             .filter(|(r, _)| set.get(*r).is_none())
             .collect();
         appended.append(&among);
         among.iter().for_each(|&(r, v)| set.set(r, v));
+        // Equal `exists`, so the rows without a value agree too.
         assert_eq!(appended.exists(), set.exists());
-        for row in 0..=next {
+        for row in set.exists().iter() {
             assert_eq!(appended.get(row), set.get(row), "row {row}");
         }
     }

@@ -1,10 +1,10 @@
 //! Running independent work items on every core: shards of a query, parts
-//! at start-up. Items run on rayon's global pool, one worker per core, which
-//! lives as long as the process: a query no longer starts (and waits for) a
-//! thread of its own, which cost a 10M-profile Q6 a third of its helper's
-//! share of the work (docs/benchmarks.md, "Query workers"). Work stealing
-//! keeps a slow item from holding up the others, and results come back in
-//! item order.
+//! at start-up. Items run on rayon's global pool, one worker per core for
+//! the life of the process. A query used to start a helper thread of its
+//! own, which started late and took only about 30 % of the shards, so a 10M
+//! Q6 ran mostly on one core (docs/benchmarks.md, "Query workers"). Work
+//! stealing keeps a slow item from holding up the others, and results come
+//! back in item order.
 //!
 //! Invariant: every item is run exactly once; a panicking item becomes the
 //! error `panicked()` instead of unwinding into the caller.

@@ -695,3 +695,35 @@ fn a_checkpoint_copies_unchanged_blocks_and_rewrites_changed_ones() {
     let v = first + 3;
     assert_eq!(age(&format!("u{v}")), Value::Int(20 + i64::from(v % 50)));
 }
+
+#[test]
+fn a_snapshot_finds_its_profile_after_the_id_got_a_new_row() {
+    // A snapshot taken before a profile was deleted, checkpointed away and
+    // inserted again (with a new row) still finds the profile as it was.
+    let dir = tempfile::tempdir().unwrap();
+    let db = Database::open(dir.path(), Options::default()).unwrap();
+    db.create_table(schema()).unwrap();
+    let upsert_age = |id: &str, age: i64| {
+        let mut b = Batch::new();
+        b.upsert(id).set("age", age);
+        db.write(TABLE, b).unwrap();
+    };
+    upsert_age("a", 1);
+    upsert_age("b", 2);
+    let before = db.snapshot();
+    let mut b = Batch::new();
+    b.delete("a");
+    db.write(TABLE, b).unwrap();
+    db.checkpoint().unwrap();
+    upsert_age("a", 3);
+    db.checkpoint().unwrap();
+    upsert_age("c", 4);
+    let old = before.table(TABLE).unwrap();
+    let age = |row: Option<cohortdb::engine::Row>| row.map(|r| r.values[2].clone());
+    assert_eq!(age(old.get("a").unwrap()), Some(Value::Int(1)));
+    assert_eq!(age(old.get("c").unwrap()), None);
+    let now = db.snapshot();
+    let now = now.table(TABLE).unwrap();
+    assert_eq!(age(now.get("a").unwrap()), Some(Value::Int(3)));
+    assert_ne!(old.lookup("a"), now.lookup("a"), "the id got a new row");
+}

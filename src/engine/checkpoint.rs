@@ -3,12 +3,13 @@
 //! (protocol in docs/storage.md, "Checkpoint").
 //!
 //! Steps: (0) remove event tags past their table's retention (an ordinary
-//! write, engine/events.rs); (1) with writers paused for an instant, take a snapshot at LSN L and
-//! start a new WAL segment at L+1; (2) with nothing locked, write and fsync
+//! write, engine/events.rs); (1) with writers paused for an instant, take a snapshot at LSN L,
+//! start a new WAL segment at L+1 and freeze the key indexes' writer layers;
+//! (2) with nothing locked, write and fsync
 //! a part for every dirty shard of the snapshot, then re-open each to verify
 //! it; (3) write the manifest (temp file, fsync, rename, fsync directory);
-//! (4) build most of the next key index while writers run, then, with
-//! writers paused, finish it (ids whose rows changed meanwhile) and install
+//! (4) build the next key filters while writers run, then, with writers
+//! paused, make the next key indexes (the frozen layers dropped) and install
 //! the new parts in the live state (overlay entries at or below L and tail
 //! rows below the part's row count are dropped: the part has them) with the
 //! new key index; (5) delete WAL segments and part files the manifest no
@@ -21,14 +22,15 @@
 
 use super::base::BasePart;
 use super::error::Result;
-use super::shard::{local_of, shard_of, CompactBitmaps};
-use super::table::{KeyIndex, NextKeys, TableState};
+use super::keyfilter::KeyFilter;
+use super::shard::CompactBitmaps;
+use super::table::{KeyIndex, TableState};
 use super::{Inner, TABLES_DIR, WAL_DIR};
 use crate::storage::fs;
 use crate::storage::manifest::{write_manifest, Manifest, PartRef, TableEntry};
 use crate::storage::wal::{list_segments, WalWriter};
 use std::collections::{HashMap, HashSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// What a checkpoint did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -95,6 +97,9 @@ impl Inner {
             }
             wal.since_checkpoint = 0;
             wal.unsynced = false;
+            // Ids given rows from here on go to fresh key-index layers;
+            // the frozen ones are dropped whole when the parts are installed.
+            self.rotate_key_indexes();
             (snapshot, wal.last_lsn)
         };
         let mut stats = CheckpointStats {
@@ -175,30 +180,46 @@ impl Inner {
         Ok(stats)
     }
 
+    /// Freezes every table's key-index layer that writers add to and
+    /// starts a new one (see `KeyIndex::rotated`). Called with writers
+    /// paused, at the checkpoint's snapshot.
+    fn rotate_key_indexes(&self) {
+        let mut state = self.state.write();
+        let rotated: Vec<(String, KeyIndex)> = state
+            .tables
+            .iter()
+            .filter_map(|(name, table)| Some((name.clone(), table.keys.rotated()?)))
+            .collect();
+        if rotated.is_empty() {
+            return;
+        }
+        let state = Arc::make_mut(&mut state);
+        for (name, keys) in rotated {
+            if let Some(table) = state.tables.get_mut(&name) {
+                Arc::make_mut(table).keys = Arc::new(keys);
+            }
+        }
+    }
+
     fn install(&self, lsn: u64, installed: HashMap<u32, Vec<Installed>>) {
-        // Most of the next key indexes is built while writers still run
-        // (copying and sorting every recent id took a sixth of a bulk
-        // load's time with writers paused); only what may have changed
-        // meanwhile is settled below with them paused.
-        let prepared: HashMap<u32, (Arc<KeyIndex>, NextKeys)> = {
+        // The next key filters are made while writers still run (adding the
+        // frozen layers' fingerprints reads every id given a row since the
+        // last checkpoint); only the swap happens with them paused.
+        let filters: HashMap<u32, (Arc<KeyIndex>, Arc<OnceLock<KeyFilter>>)> = {
             let current = self.state.read().clone();
             current
                 .tables
                 .values()
                 .filter_map(|table| {
                     let new_by_shard = new_parts_by_shard(installed.get(&table.id)?);
-                    let next = table.keys.prepare_next(
-                        next_parts(table, &new_by_shard),
-                        |row| in_new_part(&new_by_shard, row),
-                        |row| is_live(table, row),
-                    );
-                    Some((table.id, (Arc::clone(&table.keys), next)))
+                    let filter = table.keys.next_filter(&next_parts(table, &new_by_shard));
+                    Some((table.id, (Arc::clone(&table.keys), filter)))
                 })
                 .collect()
         };
         let writers_paused = self.wal.lock();
         let _applied = self.wait_applied(writers_paused.last_lsn);
-        let mut prepared = prepared;
+        let mut filters = filters;
         let mut indexes: HashMap<u32, Arc<KeyIndex>> = HashMap::new();
         {
             let current = self.state.read().clone();
@@ -207,20 +228,17 @@ impl Inner {
                     continue;
                 };
                 let new_by_shard = new_parts_by_shard(new_parts);
-                // The half made above fits only the index it was made from.
-                let half = match prepared.remove(&table.id) {
-                    Some((from, half)) if Arc::ptr_eq(&from, &table.keys) => half,
-                    _ => table.keys.prepare_next(
-                        next_parts(table, &new_by_shard),
-                        |row| in_new_part(&new_by_shard, row),
-                        |row| is_live(table, row),
-                    ),
+                let parts = next_parts(table, &new_by_shard);
+                // The filter made above fits only the index it was made from.
+                let filter = match filters.remove(&table.id) {
+                    Some((from, filter)) if Arc::ptr_eq(&from, &table.keys) => filter,
+                    _ => table.keys.next_filter(&parts),
                 };
-                let next = table.keys.finish_next(half, |row| is_live(table, row));
+                let next = table.keys.installed(parts, filter);
                 // A profile deleted at or below L and upserted again after it
-                // found its row through the old part (its id was not
-                // recent); the new part does not hold it, so it becomes
-                // recent here, or the index would lose a live profile.
+                // found its row through a frozen layer or the old part; the
+                // new part does not hold it, so it joins the writers' layer
+                // here, or the index would lose a live profile.
                 for (shard_number, part) in &new_by_shard {
                     let Some(shard) = table.shards.get(*shard_number as usize) else {
                         continue;
@@ -334,20 +352,4 @@ fn next_parts(
             None => s.base.clone(),
         })
         .collect()
-}
-
-/// Whether a new part holds a key at `row`. A row id is only ever given to
-/// one id, so a part that has a key at the row has that id: an offset
-/// read, no key comparison.
-fn in_new_part(new_by_shard: &HashMap<u32, &Arc<BasePart>>, row: u32) -> bool {
-    new_by_shard
-        .get(&shard_of(row))
-        .is_some_and(|part| part.has_key(local_of(row)))
-}
-
-fn is_live(table: &TableState, row: u32) -> bool {
-    table
-        .shards
-        .get(shard_of(row) as usize)
-        .is_some_and(|s| s.live.contains(row))
 }

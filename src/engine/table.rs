@@ -3,26 +3,35 @@
 //!
 //! Key index: ids of rows checkpointed are found in place in the shards'
 //! part files (a hash probe per part, skipped when the [`KeyFilter`] of the
-//! parts' fingerprints says no part holds the id); ids added since sit in
-//! `recent`. The
-//! index is shared by all snapshots of one checkpoint generation and replaced
-//! (not mutated) when a checkpoint installs new parts, so an older snapshot
-//! keeps the index it was taken with.
+//! parts' fingerprints says no part holds the id); ids given a row since
+//! sit in in-memory layers. Writers add to one layer, `recent`. When a
+//! checkpoint takes its snapshot, that layer is frozen (no writer adds to
+//! it again) and a new one starts ([`KeyIndex::rotated`]); when the
+//! checkpoint installs its parts, which hold every row given at or before
+//! the snapshot, the frozen layers are dropped whole and their ids'
+//! fingerprints join the filter ([`KeyIndex::installed`]). No id is copied
+//! from layer to layer.
+//!
+//! An index is replaced (not mutated) at a rotation and at an install, so an
+//! older snapshot keeps the parts, filter and frozen layers it was taken
+//! with; it shares the layer writers add to with the newer indexes, so it
+//! may find ids given rows after it: a lookup for a snapshot takes the first
+//! row that is live in it ([`KeyIndex::lookup_live`]).
 //!
 //! Invariants: an external id maps to at most one row id, and a row id is only
 //! ever given to one external id; a looked-up row exists only if it is in its
 //! shard's `live` bitmap (the index may still name rows deleted since the
-//! last checkpoint, so that re-inserting an id reuses its row).
+//! last checkpoint, so that re-inserting an id reuses its row); for the
+//! newest index, every id a part holds passes the filter, and every id with
+//! a live row is in a layer or a part.
 
 use super::base::BasePart;
 use super::keyfilter::KeyFilter;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
-use crate::storage::hash::FastHash;
-use crate::storage::keys::{key_hash, key_hash_bytes};
+use crate::storage::keys::key_hash;
 use crate::storage::schema::{ColumnType, TableSchema};
 use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::RwLock;
-use std::hash::BuildHasher;
 use std::sync::{Arc, OnceLock};
 
 #[derive(Debug, Default)]
@@ -35,32 +44,24 @@ pub struct KeyIndex {
     /// so queries are answered before it is ready, and lookups probe every
     /// part until it is.
     filter: Arc<OnceLock<KeyFilter>>,
-    /// Ids given a row since those parts were written.
-    recent: RwLock<Recent>,
-    hasher: FastHash,
+    /// Ids given a row since the newest checkpoint snapshot: the layer
+    /// writers add to, shared with older indexes.
+    recent: Arc<RwLock<Recent>>,
+    /// Ids given a row before the snapshot of a checkpoint that has not
+    /// installed its parts yet, newest first; no writer adds to them.
+    frozen: Vec<Arc<RwLock<Recent>>>,
 }
 
-/// The ids given a row since the parts were written: a hash table of
-/// fixed-size entries whose key bytes live in one arena, so adding an id
-/// allocates nothing per id and a generation is freed in two frees.
+/// One layer of ids given a row since the parts were written: a hash table
+/// of fixed-size entries whose key bytes live in one arena, so adding an id
+/// allocates nothing per id and a layer is freed in two frees.
 ///
 /// Invariant: every entry's `start..start + len` lies in `bytes` and holds
-/// the UTF-8 of its id; `hash` is its [`KeyIndex::hash`].
+/// the UTF-8 of its id; `hash` is its [`key_hash`].
 #[derive(Debug, Default)]
 struct Recent {
     table: HashTable<RecentKey>,
     bytes: Vec<u8>,
-}
-
-/// A next generation's key index half made by [`KeyIndex::prepare_next`].
-pub struct NextKeys {
-    parts: Vec<Option<Arc<BasePart>>>,
-    filter: Arc<OnceLock<KeyFilter>>,
-    recent: Recent,
-    /// Ids whose rows were neither in a new part nor live at the copy.
-    recheck: Recent,
-    /// Length of the old generation's arena when it was copied.
-    copied: usize,
 }
 
 /// One id of [`Recent`]: where its bytes are, its hash and its row.
@@ -79,10 +80,6 @@ impl Recent {
             table: HashTable::with_capacity(keys),
             bytes: Vec::with_capacity(bytes),
         }
-    }
-
-    fn key(&self, entry: &RecentKey) -> &[u8] {
-        key_in(&self.bytes, entry)
     }
 
     fn find(&self, key: &str, hash: u64) -> Option<u32> {
@@ -111,26 +108,19 @@ impl Recent {
         }
     }
 
-    /// Adds an id known to be absent (copied from another generation).
-    fn insert_unique(&mut self, key: &[u8], hash: u64, row: u32) {
-        let start = self.bytes.len();
-        self.bytes.extend_from_slice(key);
-        let entry = RecentKey {
-            hash,
-            start,
-            len: key.len() as u32,
-            row,
-        };
-        self.table.insert_unique(hash, entry, |e| e.hash);
+    /// The part-filter fingerprint of every id (the high half of its hash).
+    fn fingerprints(&self) -> impl Iterator<Item = u32> + '_ {
+        self.table.iter().map(|e| (e.hash >> 32) as u32)
     }
 }
 
-/// The bytes of `entry`'s id in its generation's arena.
+/// The bytes of `entry`'s id in its layer's arena.
 fn key_in<'a>(arena: &'a [u8], entry: &RecentKey) -> &'a [u8] {
     &arena[entry.start..entry.start + entry.len as usize]
 }
 
-/// A hash of an id for [`KeyIndex`] lookups, computed once per id.
+/// A hash of an id for [`KeyIndex`] lookups, computed once per id: its
+/// [`key_hash`], the hash the parts' key tables use too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct IdHash(u64);
 
@@ -140,14 +130,14 @@ impl KeyIndex {
         KeyIndex {
             filter: Arc::new(OnceLock::new()),
             parts,
-            recent: RwLock::default(),
-            hasher: FastHash::default(),
+            recent: Arc::default(),
+            frozen: Vec::new(),
         }
     }
 
     /// The hash of `key` the `*_hashed` methods take.
     pub fn hash(&self, key: &str) -> IdHash {
-        IdHash(self.hasher.hash_one(key))
+        IdHash(key_hash(key))
     }
 
     /// Builds the key filter if it is not built yet.
@@ -157,119 +147,114 @@ impl KeyIndex {
         }
     }
 
-    /// The first half of the next generation's index, after a checkpoint
-    /// wrote new parts for some shards (in `parts`); made while writers run.
-    ///
-    /// Every recent id is copied (briefly holding the read lock) and sorted:
-    /// an id whose row the new parts hold (`in_new_part`) leaves `recent`
-    /// and joins the filter; an id whose row is `live` stays; the others
-    /// (rows deleted when this runs) are looked at again by
-    /// [`KeyIndex::finish_next`], since a writer may upsert them meanwhile.
-    pub fn prepare_next(
-        &self,
-        parts: Vec<Option<Arc<BasePart>>>,
-        in_new_part: impl Fn(u32) -> bool,
-        live: impl Fn(u32) -> bool,
-    ) -> NextKeys {
-        let (entries, bytes): (Vec<RecentKey>, Vec<u8>) = {
-            let old = self.recent.read();
-            (old.table.iter().copied().collect(), old.bytes.clone())
+    /// This index with its writers' layer frozen and a new, empty one for
+    /// the writes after a checkpoint's snapshot; `None` when the layer is
+    /// empty (nothing to freeze). Called with writers paused at the
+    /// snapshot, so every frozen id's row is at or before it.
+    pub fn rotated(&self) -> Option<KeyIndex> {
+        let (keys, bytes) = {
+            let recent = self.recent.read();
+            (recent.table.len(), recent.bytes.len())
         };
-        // The table is sized like the generation before, so that a bulk
-        // load, which adds about as many ids between checkpoints each time,
-        // does not regrow (and rehash) it while the writer waits; the arena
-        // regrows by plain copies, so it starts at what stays.
-        let mut recent = Recent::with_capacity(entries.len(), 0);
-        let mut recheck = Recent::default();
-        let mut moved = Vec::new();
-        for entry in &entries {
-            let key = key_in(&bytes, entry);
-            if in_new_part(entry.row) {
-                moved.push((key_hash_bytes(key) >> 32) as u32);
-            } else if live(entry.row) {
-                recent.insert_unique(key, entry.hash, entry.row);
-            } else {
-                recheck.insert_unique(key, entry.hash, entry.row);
-            }
+        if keys == 0 {
+            return None;
         }
-        let filter = match self.filter.get() {
-            Some(old) if old.inserted() + moved.len() <= old.capacity() => {
-                let mut filter = old.clone();
-                moved.iter().for_each(|f| filter.insert(*f));
-                Arc::new(OnceLock::from(filter))
-            }
-            _ => Arc::new(OnceLock::from(filter_of(parts.iter().flatten()))),
-        };
-        NextKeys {
-            parts,
-            filter,
-            recent,
-            recheck,
-            copied: bytes.len(),
-        }
+        // Sized like the layer before with a quarter to spare, so that a
+        // bulk load, which gives about as many rows between checkpoints
+        // each time, does not regrow (and rehash) it while writers wait.
+        let fresh = Recent::with_capacity(keys + keys / 4, bytes + bytes / 4);
+        let mut frozen = Vec::with_capacity(self.frozen.len() + 1);
+        frozen.push(Arc::clone(&self.recent));
+        frozen.extend(self.frozen.iter().cloned());
+        Some(KeyIndex {
+            parts: self.parts.clone(),
+            filter: Arc::clone(&self.filter),
+            recent: Arc::new(RwLock::new(fresh)),
+            frozen,
+        })
     }
 
-    /// The second half of the next generation's index, called with writers
-    /// paused (so `recent` no longer changes): the ids set aside by
-    /// [`KeyIndex::prepare_next`] stay if their row is `live` now, and every
-    /// id given a row since the copy stays.
-    pub fn finish_next(&self, next: NextKeys, live: impl Fn(u32) -> bool) -> KeyIndex {
-        let NextKeys {
-            parts,
-            filter,
-            mut recent,
-            recheck,
-            copied,
-        } = next;
-        for entry in recheck.table.iter() {
-            if live(entry.row) {
-                recent.insert_unique(recheck.key(entry), entry.hash, entry.row);
+    /// The filter for [`KeyIndex::installed`] with `parts`: this one's
+    /// plus the fingerprints of the frozen layers' ids (the ids the new
+    /// parts hold that older parts did not), or, when that would overfill
+    /// it, one built anew from `parts`. Made while writers run: the frozen
+    /// layers no longer change.
+    pub fn next_filter(&self, parts: &[Option<Arc<BasePart>>]) -> Arc<OnceLock<KeyFilter>> {
+        let frozen: Vec<_> = self.frozen.iter().map(|layer| layer.read()).collect();
+        let added: usize = frozen.iter().map(|layer| layer.table.len()).sum();
+        let filter = match self.filter.get() {
+            Some(old) if old.inserted() + added <= old.capacity() => {
+                let mut filter = old.clone();
+                for layer in &frozen {
+                    layer.fingerprints().for_each(|f| filter.insert(f));
+                }
+                filter
             }
-        }
-        // The arena only grows within a generation: entries that start at
-        // or past the copied length were added after the copy.
-        let current = self.recent.read();
-        for entry in current.table.iter().filter(|e| e.start >= copied) {
-            recent.insert_unique(current.key(entry), entry.hash, entry.row);
-        }
-        drop(current);
+            _ => filter_of(parts.iter().flatten()),
+        };
+        Arc::new(OnceLock::from(filter))
+    }
+
+    /// The index once a checkpoint's new parts are installed: `parts` for
+    /// every shard, `filter` from [`KeyIndex::next_filter`], and no frozen
+    /// layer (the parts hold every row given at or before the snapshot).
+    /// Called with writers paused; the writers' layer carries on.
+    pub fn installed(
+        &self,
+        parts: Vec<Option<Arc<BasePart>>>,
+        filter: Arc<OnceLock<KeyFilter>>,
+    ) -> KeyIndex {
         KeyIndex {
             parts,
             filter,
-            recent: RwLock::new(recent),
-            hasher: self.hasher,
+            recent: Arc::clone(&self.recent),
+            frozen: Vec::new(),
         }
     }
 
-    /// The row id `key` was given, if any (the row may have been deleted since).
-    pub fn lookup(&self, key: &str) -> Option<u32> {
-        self.lookup_hashed(key, self.hash(key))
-    }
-
-    /// [`KeyIndex::lookup`] with the id's hash already computed.
+    /// The row id `key` (whose hash is `hash`) was given, if any (the row
+    /// may have been deleted since).
     pub fn lookup_hashed(&self, key: &str, hash: IdHash) -> Option<u32> {
-        if let Some(row) = self.recent_row(key, hash) {
+        if let Some(row) = self.recent.read().find(key, hash.0) {
             return Some(row);
         }
-        let hash = key_hash(key);
+        for layer in &self.frozen {
+            if let Some(row) = layer.read().find(key, hash.0) {
+                return Some(row);
+            }
+        }
+        self.part_row(key, hash)
+    }
+
+    /// The first row `key` was given that `live` says exists: the lookup of
+    /// a snapshot, whose index may name rows given after it.
+    pub fn lookup_live(&self, key: &str, live: impl Fn(u32) -> bool) -> Option<u32> {
+        let hash = self.hash(key);
+        let in_layers = std::iter::once(&self.recent)
+            .chain(self.frozen.iter())
+            .filter_map(|layer| layer.read().find(key, hash.0));
+        in_layers
+            .chain(std::iter::once_with(|| self.part_row(key, hash)).flatten())
+            .find(|row| live(*row))
+    }
+
+    /// The row a part holds `key` at (a part of one generation holds an id
+    /// at most once).
+    fn part_row(&self, key: &str, hash: IdHash) -> Option<u32> {
         if let Some(filter) = self.filter.get() {
-            if !filter.may_contain((hash >> 32) as u32) {
+            if !filter.may_contain((hash.0 >> 32) as u32) {
                 return None;
             }
         }
         self.parts.iter().enumerate().find_map(|(shard, part)| {
-            let local = part.as_ref()?.find(key, hash)?;
+            let local = part.as_ref()?.find(key, hash.0)?;
             Some(((shard as u32) << SHARD_BITS) | local)
         })
     }
 
-    fn recent_row(&self, key: &str, hash: IdHash) -> Option<u32> {
-        self.recent.read().find(key, hash.0)
-    }
-
-    /// The row `key` was given since the parts were written, if any.
+    /// The row `key` was given in the writers' layer, if any.
     pub fn lookup_recent(&self, key: &str) -> Option<u32> {
-        self.recent_row(key, self.hash(key))
+        self.recent.read().find(key, self.hash(key).0)
     }
 
     /// Gives `key`, which holds no row since the parts were written, `row`.
@@ -278,8 +263,8 @@ impl KeyIndex {
         debug_assert!(given.is_ok(), "{key} already had a row");
     }
 
-    /// The row `key` was given since the parts were written, or, if none,
-    /// gives it `row`: `Ok(row)` when it was given now, `Err(existing)` else.
+    /// The row `key` was given in the writers' layer, or, if none, gives it
+    /// `row`: `Ok(row)` when it was given now, `Err(existing)` else.
     pub fn find_or_insert(&self, key: &str, hash: IdHash, row: u32) -> Result<u32, u32> {
         self.recent.write().find_or_insert(key, hash.0, row)
     }
@@ -321,9 +306,11 @@ impl TableState {
 
     /// The row of `key` if it exists now.
     pub fn live_row(&self, key: &str) -> Option<u32> {
-        let row = self.keys.lookup(key)?;
-        let shard = self.shards.get(shard_of(row) as usize)?;
-        shard.live.contains(row).then_some(row)
+        self.keys.lookup_live(key, |row| {
+            self.shards
+                .get(shard_of(row) as usize)
+                .is_some_and(|shard| shard.live.contains(row))
+        })
     }
 
     /// Number of live rows.
@@ -350,7 +337,7 @@ impl TableState {
 mod tests {
     use super::*;
 
-    /// Rows 0..=2 given to ids a, b, c; `live` says which rows are live.
+    /// Rows 0..=2 given to ids a, b, c.
     fn index_with_three_ids() -> KeyIndex {
         let index = KeyIndex::new(Vec::new());
         for (row, key) in ["a", "b", "c"].into_iter().enumerate() {
@@ -359,50 +346,62 @@ mod tests {
         index
     }
 
-    #[test]
-    fn next_generation_keeps_live_ids_and_drops_ids_a_part_now_holds() {
-        let index = index_with_three_ids();
-        // Row 1 went to a new part; rows 0 and 2 are live and not in it.
-        let half = index.prepare_next(Vec::new(), |row| row == 1, |_| true);
-        let next = index.finish_next(half, |_| true);
-        assert_eq!(next.lookup_recent("a"), Some(0));
-        assert_eq!(next.lookup_recent("b"), None);
-        assert_eq!(next.lookup_recent("c"), Some(2));
+    fn lookup(index: &KeyIndex, key: &str) -> Option<u32> {
+        index.lookup_hashed(key, index.hash(key))
     }
 
     #[test]
-    fn an_id_upserted_again_between_the_halves_keeps_its_row() {
+    fn a_rotation_freezes_the_ids_so_far_and_writers_add_to_a_new_layer() {
         let index = index_with_three_ids();
-        // Row 2 was deleted when the first half ran...
-        let half = index.prepare_next(Vec::new(), |_| false, |row| row != 2);
-        // ... and a writer upserted "c" again before the second half: it
-        // found its row in the old index and made it live.
-        assert_eq!(index.find_or_insert("c", index.hash("c"), 9), Err(2));
-        let next = index.finish_next(half, |_| true);
-        assert_eq!(next.lookup_recent("c"), Some(2));
-    }
-
-    #[test]
-    fn a_row_still_deleted_at_the_second_half_leaves_the_index() {
-        let index = index_with_three_ids();
-        let half = index.prepare_next(Vec::new(), |_| false, |row| row != 2);
-        let next = index.finish_next(half, |row| row != 2);
-        assert_eq!(next.lookup_recent("c"), None);
-        assert_eq!(next.lookup_recent("a"), Some(0));
-    }
-
-    #[test]
-    fn ids_given_rows_between_the_halves_are_kept() {
-        let index = index_with_three_ids();
-        let half = index.prepare_next(Vec::new(), |_| false, |_| true);
-        assert_eq!(index.find_or_insert("d", index.hash("d"), 3), Ok(3));
-        assert_eq!(index.find_or_insert("e", index.hash("e"), 4), Ok(4));
-        let next = index.finish_next(half, |_| true);
-        for (key, row) in [("a", 0), ("b", 1), ("c", 2), ("d", 3), ("e", 4)] {
-            assert_eq!(next.lookup_recent(key), Some(row), "{key}");
+        let rotated = index.rotated().expect("a layer with ids rotates");
+        for (key, row) in [("a", 0), ("b", 1), ("c", 2)] {
+            assert_eq!(lookup(&rotated, key), Some(row), "{key}");
+            assert_eq!(rotated.lookup_recent(key), None, "{key} is frozen");
         }
-        // The new generation goes on giving rows and refusing repeats.
-        assert_eq!(next.find_or_insert("f", next.hash("f"), 5), Ok(5));
-        assert_eq!(next.find_or_insert("a", next.hash("a"), 6), Err(0));
+        // An id frozen is still found, so it keeps its row...
+        assert_eq!(lookup(&rotated, "b"), Some(1));
+        // ... and new ids go to the new layer.
+        assert_eq!(rotated.find_or_insert("d", rotated.hash("d"), 3), Ok(3));
+        assert_eq!(rotated.lookup_recent("d"), Some(3));
+        assert_eq!(lookup(&index, "d"), None, "the old index keeps its layer");
+        // Nothing to freeze: no rotation.
+        assert!(KeyIndex::new(Vec::new()).rotated().is_none());
+    }
+
+    #[test]
+    fn an_install_drops_the_frozen_layers_and_keeps_the_writers_layer() {
+        let index = index_with_three_ids();
+        index.fill_filter();
+        let rotated = index.rotated().expect("rotates");
+        rotated.insert("d", 3);
+        let filter = rotated.next_filter(&[]);
+        let next = rotated.installed(Vec::new(), filter);
+        // The parts (none here) now answer for the frozen ids.
+        assert_eq!(lookup(&next, "a"), None);
+        assert_eq!(lookup(&next, "d"), Some(3));
+        // The writers' layer is shared: what a writer adds through the new
+        // index, a snapshot holding the old one finds too.
+        next.insert("e", 4);
+        assert_eq!(lookup(&rotated, "e"), Some(4));
+        // Every frozen id's fingerprint joined the filter.
+        let filter = next.filter.get().expect("filter built");
+        for key in ["a", "b", "c"] {
+            assert!(filter.may_contain((key_hash(key) >> 32) as u32), "{key}");
+        }
+    }
+
+    #[test]
+    fn a_snapshot_lookup_skips_rows_given_after_it() {
+        let index = KeyIndex::new(Vec::new());
+        index.insert("a", 0);
+        let old = index.rotated().expect("rotates");
+        // "a" was deleted, left the index at an install, and was given row 5.
+        let next = old.installed(Vec::new(), Arc::default());
+        next.insert("a", 5);
+        // The old index sees both rows; a snapshot where row 0 is the live
+        // one finds row 0, the newest state finds row 5.
+        assert_eq!(old.lookup_live("a", |row| row == 0), Some(0));
+        assert_eq!(next.lookup_live("a", |row| row == 5), Some(5));
+        assert_eq!(next.lookup_live("a", |row| row == 0), None);
     }
 }

@@ -75,6 +75,15 @@ impl KeyFilter {
         self.inserted += 1;
     }
 
+    /// Starts fetching the block [`KeyFilter::may_contain`] reads for
+    /// `fingerprint` (see [`crate::storage::hash::prefetch`]).
+    pub fn prefetch(&self, fingerprint: u32) {
+        if !self.blocks.is_empty() {
+            let (b, _) = self.positions(fingerprint);
+            crate::storage::hash::prefetch(&self.blocks[b]);
+        }
+    }
+
     /// False only when no key with this fingerprint was inserted.
     pub fn may_contain(&self, fingerprint: u32) -> bool {
         if self.blocks.is_empty() {

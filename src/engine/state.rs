@@ -160,23 +160,18 @@ fn read_before<'a>(
     if u64::from(table.next_row) + new_rows > u64::from(u32::MAX) {
         return Err(Error::TableFull(table.schema.name.clone()));
     }
-    let mut rows = Vec::new();
-    let mut hashes = Vec::new();
+    let ids: Vec<&str> = ids.collect();
+    let hashes: Vec<IdHash> = ids.iter().map(|id| table.keys.hash(id)).collect();
+    let rows = table.keys.lookup_batch(&ids, &hashes);
     let mut images: FastMap<u32, Option<Arc<RowImage>>> = FastMap::default();
-    for id in ids {
-        let hash = table.keys.hash(id);
-        hashes.push(hash);
-        let row = table.keys.lookup_hashed(id, hash);
-        if let Some(row) = row {
-            if let std::collections::hash_map::Entry::Vacant(slot) = images.entry(row) {
-                let image = match table.shards.get(shard_of(row) as usize) {
-                    Some(shard) => shard.image(row)?,
-                    None => None,
-                };
-                slot.insert(image);
-            }
+    for row in rows.iter().flatten() {
+        if let std::collections::hash_map::Entry::Vacant(slot) = images.entry(*row) {
+            let image = match table.shards.get(shard_of(*row) as usize) {
+                Some(shard) => shard.image(*row)?,
+                None => None,
+            };
+            slot.insert(image);
         }
-        rows.push(row);
     }
     Ok(Before {
         rows,

@@ -28,9 +28,9 @@
 use super::base::BasePart;
 use super::keyfilter::KeyFilter;
 use super::shard::{shard_of, ShardState, SHARD_BITS};
-use crate::storage::keys::key_hash;
+use crate::storage::hash::{prefetch, FastHash};
+use crate::storage::keys::{key_hash, key_hash_bytes};
 use crate::storage::schema::{ColumnType, TableSchema};
-use hashbrown::hash_table::{Entry, HashTable};
 use parking_lot::RwLock;
 use std::sync::{Arc, OnceLock};
 
@@ -50,21 +50,29 @@ pub struct KeyIndex {
     /// Ids given a row before the snapshot of a checkpoint that has not
     /// installed its parts yet, newest first; no writer adds to them.
     frozen: Vec<Arc<RwLock<Recent>>>,
+    hasher: FastHash,
 }
 
-/// One layer of ids given a row since the parts were written: a hash table
-/// of fixed-size entries whose key bytes live in one arena, so adding an id
-/// allocates nothing per id and a layer is freed in two frees.
+/// One layer of ids given a row since the parts were written: an
+/// open-addressing table (linear probing, at most half full) of 8-byte
+/// slots over a list of fixed-size entries whose key bytes live in one
+/// arena. A miss reads one slot (a batch prefetches it, [`Recent::prefetch`]);
+/// adding an id allocates nothing of its own, and a layer is freed in three
+/// frees.
 ///
-/// Invariant: every entry's `start..start + len` lies in `bytes` and holds
-/// the UTF-8 of its id; `hash` is its [`key_hash`].
+/// Invariants: a slot is 0 (empty) or `(tag << 32) | (index + 1)` for the
+/// entry at `index`, whose hash's high half is `tag`; every entry has one
+/// slot, reached from `hash & mask` without crossing an empty slot; every
+/// entry's `start..start + len` lies in `bytes` and holds the UTF-8 of its
+/// id; `hash` is its [`KeyIndex`] hasher's hash.
 #[derive(Debug, Default)]
 struct Recent {
-    table: HashTable<RecentKey>,
+    slots: Vec<u64>,
+    entries: Vec<RecentKey>,
     bytes: Vec<u8>,
 }
 
-/// One id of [`Recent`]: where its bytes are, its hash and its row.
+/// One id of [`Recent`]: its hash, where its bytes are, and its row.
 #[derive(Debug, Clone, Copy)]
 struct RecentKey {
     hash: u64,
@@ -73,31 +81,77 @@ struct RecentKey {
     row: u32,
 }
 
+/// Fewest slots a non-empty layer has.
+const MIN_SLOTS: usize = 16;
+
 impl Recent {
     /// Room for `keys` ids of `bytes` bytes in all before anything regrows.
     fn with_capacity(keys: usize, bytes: usize) -> Self {
         Recent {
-            table: HashTable::with_capacity(keys),
+            slots: vec![0; Self::slots_for(keys)],
+            entries: Vec::with_capacity(keys),
             bytes: Vec::with_capacity(bytes),
         }
     }
 
+    /// Slots for `keys` ids: at least twice as many, a power of two.
+    fn slots_for(keys: usize) -> usize {
+        (keys * 2).next_power_of_two().max(MIN_SLOTS)
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// The entry holding `key`, or the empty slot where it would go.
+    fn probe(&self, key: &[u8], hash: u64) -> Result<usize, usize> {
+        let mask = self.slots.len() - 1;
+        let tag = hash >> 32;
+        let mut i = hash as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot == 0 {
+                return Err(i);
+            }
+            if slot >> 32 == tag {
+                let index = (slot as u32 - 1) as usize;
+                if key_in(&self.bytes, &self.entries[index]) == key {
+                    return Ok(index);
+                }
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     fn find(&self, key: &str, hash: u64) -> Option<u32> {
-        let bytes = &self.bytes;
-        self.table
-            .find(hash, |e| key_in(bytes, e) == key.as_bytes())
-            .map(|e| e.row)
+        if self.entries.is_empty() {
+            return None;
+        }
+        self.probe(key.as_bytes(), hash)
+            .ok()
+            .map(|index| self.entries[index].row)
+    }
+
+    /// Starts fetching the slot a probe for `hash` reads first.
+    fn prefetch(&self, hash: u64) {
+        if !self.entries.is_empty() {
+            prefetch(&self.slots[hash as usize & (self.slots.len() - 1)]);
+        }
     }
 
     /// `Ok(row)` after giving `key` (absent) `row`; `Err(existing)` if present.
     fn find_or_insert(&mut self, key: &str, hash: u64, row: u32) -> Result<u32, u32> {
-        let Recent { table, bytes } = self;
-        match table.entry(hash, |e| key_in(bytes, e) == key.as_bytes(), |e| e.hash) {
-            Entry::Occupied(e) => Err(e.get().row),
-            Entry::Vacant(slot) => {
-                let start = bytes.len();
-                bytes.extend_from_slice(key.as_bytes());
-                slot.insert(RecentKey {
+        if (self.entries.len() + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        match self.probe(key.as_bytes(), hash) {
+            Ok(index) => Err(self.entries[index].row),
+            Err(slot) => {
+                let index = self.entries.len() as u64;
+                self.slots[slot] = (hash >> 32) << 32 | (index + 1);
+                let start = self.bytes.len();
+                self.bytes.extend_from_slice(key.as_bytes());
+                self.entries.push(RecentKey {
                     hash,
                     start,
                     len: key.len() as u32,
@@ -108,9 +162,26 @@ impl Recent {
         }
     }
 
-    /// The part-filter fingerprint of every id (the high half of its hash).
+    /// Doubles the slots and places every entry again (no key is re-hashed).
+    fn grow(&mut self) {
+        let slots = (self.slots.len() * 2).max(MIN_SLOTS);
+        let mask = slots - 1;
+        let mut table = vec![0u64; slots];
+        for (index, entry) in self.entries.iter().enumerate() {
+            let mut i = entry.hash as usize & mask;
+            while table[i] != 0 {
+                i = (i + 1) & mask;
+            }
+            table[i] = (entry.hash >> 32) << 32 | (index as u64 + 1);
+        }
+        self.slots = table;
+    }
+
+    /// The part-filter fingerprint of every id ([`key_hash`]'s high half).
     fn fingerprints(&self) -> impl Iterator<Item = u32> + '_ {
-        self.table.iter().map(|e| (e.hash >> 32) as u32)
+        self.entries
+            .iter()
+            .map(|e| (key_hash_bytes(key_in(&self.bytes, e)) >> 32) as u32)
     }
 }
 
@@ -119,10 +190,14 @@ fn key_in<'a>(arena: &'a [u8], entry: &RecentKey) -> &'a [u8] {
     &arena[entry.start..entry.start + entry.len as usize]
 }
 
-/// A hash of an id for [`KeyIndex`] lookups, computed once per id: its
-/// [`key_hash`], the hash the parts' key tables use too.
+/// The hashes of an id for [`KeyIndex`] lookups, computed once per id: the
+/// layers' (seeded per process, so ids cannot be chosen to collide) and
+/// [`key_hash`], the parts'.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct IdHash(u64);
+pub struct IdHash {
+    layers: u64,
+    parts: u64,
+}
 
 impl KeyIndex {
     /// The index of a table whose shards' parts are `parts`.
@@ -132,12 +207,16 @@ impl KeyIndex {
             parts,
             recent: Arc::default(),
             frozen: Vec::new(),
+            hasher: FastHash::default(),
         }
     }
 
-    /// The hash of `key` the `*_hashed` methods take.
+    /// The hashes of `key` the `*_hashed` methods take.
     pub fn hash(&self, key: &str) -> IdHash {
-        IdHash(key_hash(key))
+        IdHash {
+            layers: self.hasher.hash_bytes(key.as_bytes()),
+            parts: key_hash(key),
+        }
     }
 
     /// Builds the key filter if it is not built yet.
@@ -154,7 +233,7 @@ impl KeyIndex {
     pub fn rotated(&self) -> Option<KeyIndex> {
         let (keys, bytes) = {
             let recent = self.recent.read();
-            (recent.table.len(), recent.bytes.len())
+            (recent.len(), recent.bytes.len())
         };
         if keys == 0 {
             return None;
@@ -171,6 +250,7 @@ impl KeyIndex {
             filter: Arc::clone(&self.filter),
             recent: Arc::new(RwLock::new(fresh)),
             frozen,
+            hasher: self.hasher,
         })
     }
 
@@ -181,7 +261,7 @@ impl KeyIndex {
     /// layers no longer change.
     pub fn next_filter(&self, parts: &[Option<Arc<BasePart>>]) -> Arc<OnceLock<KeyFilter>> {
         let frozen: Vec<_> = self.frozen.iter().map(|layer| layer.read()).collect();
-        let added: usize = frozen.iter().map(|layer| layer.table.len()).sum();
+        let added: usize = frozen.iter().map(|layer| layer.len()).sum();
         let filter = match self.filter.get() {
             Some(old) if old.inserted() + added <= old.capacity() => {
                 let mut filter = old.clone();
@@ -209,21 +289,42 @@ impl KeyIndex {
             filter,
             recent: Arc::clone(&self.recent),
             frozen: Vec::new(),
+            hasher: self.hasher,
         }
     }
 
-    /// The row id `key` (whose hash is `hash`) was given, if any (the row
-    /// may have been deleted since).
-    pub fn lookup_hashed(&self, key: &str, hash: IdHash) -> Option<u32> {
-        if let Some(row) = self.recent.read().find(key, hash.0) {
-            return Some(row);
-        }
-        for layer in &self.frozen {
-            if let Some(row) = layer.read().find(key, hash.0) {
-                return Some(row);
+    /// The row id each of a batch of ids was given, if any (the row may
+    /// have been deleted since); `hashes[i]` is `keys[i]`'s. Each layer is
+    /// locked once, and the slots and filter blocks of the ids a few places
+    /// ahead are prefetched, so their cache misses overlap.
+    pub fn lookup_batch(&self, keys: &[&str], hashes: &[IdHash]) -> Vec<Option<u32>> {
+        /// How many ids ahead the prefetches run.
+        const AHEAD: usize = 8;
+        let layers: Vec<_> = std::iter::once(&self.recent)
+            .chain(self.frozen.iter())
+            .map(|layer| layer.read())
+            .collect();
+        let filter = self.filter.get();
+        let fetch = |hash: &IdHash| {
+            layers.iter().for_each(|layer| layer.prefetch(hash.layers));
+            if let Some(filter) = filter {
+                filter.prefetch((hash.parts >> 32) as u32);
             }
-        }
-        self.part_row(key, hash)
+        };
+        hashes.iter().take(AHEAD).for_each(fetch);
+        keys.iter()
+            .zip(hashes)
+            .enumerate()
+            .map(|(i, (key, hash))| {
+                if let Some(ahead) = hashes.get(i + AHEAD) {
+                    fetch(ahead);
+                }
+                layers
+                    .iter()
+                    .find_map(|layer| layer.find(key, hash.layers))
+                    .or_else(|| self.part_row(key, *hash))
+            })
+            .collect()
     }
 
     /// The first row `key` was given that `live` says exists: the lookup of
@@ -232,7 +333,7 @@ impl KeyIndex {
         let hash = self.hash(key);
         let in_layers = std::iter::once(&self.recent)
             .chain(self.frozen.iter())
-            .filter_map(|layer| layer.read().find(key, hash.0));
+            .filter_map(|layer| layer.read().find(key, hash.layers));
         in_layers
             .chain(std::iter::once_with(|| self.part_row(key, hash)).flatten())
             .find(|row| live(*row))
@@ -242,19 +343,19 @@ impl KeyIndex {
     /// at most once).
     fn part_row(&self, key: &str, hash: IdHash) -> Option<u32> {
         if let Some(filter) = self.filter.get() {
-            if !filter.may_contain((hash.0 >> 32) as u32) {
+            if !filter.may_contain((hash.parts >> 32) as u32) {
                 return None;
             }
         }
         self.parts.iter().enumerate().find_map(|(shard, part)| {
-            let local = part.as_ref()?.find(key, hash.0)?;
+            let local = part.as_ref()?.find(key, hash.parts)?;
             Some(((shard as u32) << SHARD_BITS) | local)
         })
     }
 
     /// The row `key` was given in the writers' layer, if any.
     pub fn lookup_recent(&self, key: &str) -> Option<u32> {
-        self.recent.read().find(key, self.hash(key).0)
+        self.recent.read().find(key, self.hash(key).layers)
     }
 
     /// Gives `key`, which holds no row since the parts were written, `row`.
@@ -266,7 +367,7 @@ impl KeyIndex {
     /// The row `key` was given in the writers' layer, or, if none, gives it
     /// `row`: `Ok(row)` when it was given now, `Err(existing)` else.
     pub fn find_or_insert(&self, key: &str, hash: IdHash, row: u32) -> Result<u32, u32> {
-        self.recent.write().find_or_insert(key, hash.0, row)
+        self.recent.write().find_or_insert(key, hash.layers, row)
     }
 }
 
@@ -347,7 +448,7 @@ mod tests {
     }
 
     fn lookup(index: &KeyIndex, key: &str) -> Option<u32> {
-        index.lookup_hashed(key, index.hash(key))
+        index.lookup_batch(&[key], &[index.hash(key)])[0]
     }
 
     #[test]
@@ -388,6 +489,30 @@ mod tests {
         for key in ["a", "b", "c"] {
             assert!(filter.may_contain((key_hash(key) >> 32) as u32), "{key}");
         }
+    }
+
+    #[test]
+    fn a_layer_grows_and_finds_every_id_it_was_given() {
+        let index = KeyIndex::new(Vec::new());
+        let keys: Vec<String> = (0..20_000u32).map(|i| format!("user-{i}")).collect();
+        for (row, key) in keys.iter().enumerate() {
+            assert_eq!(
+                index.find_or_insert(key, index.hash(key), row as u32),
+                Ok(row as u32)
+            );
+        }
+        let refs: Vec<&str> = keys.iter().map(String::as_str).collect();
+        let hashes: Vec<IdHash> = refs.iter().map(|k| index.hash(k)).collect();
+        let rows = index.lookup_batch(&refs, &hashes);
+        assert!(rows.iter().enumerate().all(|(i, r)| *r == Some(i as u32)));
+        assert_eq!(
+            index.find_or_insert("user-7", index.hash("user-7"), 99),
+            Err(7)
+        );
+        assert_eq!(lookup(&index, "user-20000"), None);
+        assert_eq!(lookup(&index, ""), None);
+        let recent = index.recent.read();
+        assert!(recent.slots.len() >= 2 * recent.len());
     }
 
     #[test]

@@ -3,6 +3,8 @@
 //! per process from the OS's randomness, so it is several times faster than
 //! SipHash on short keys while an attacker still cannot predict collisions.
 //!
+//! Also [`prefetch`], for tables probed in batches.
+//!
 //! Invariant: nothing hashed with it is ever written to disk (the seed
 //! changes at every start; on-disk hashes use [`super::keys::key_hash`]).
 
@@ -27,6 +29,32 @@ impl Default for FastHash {
             *SEED.get_or_init(|| std::collections::hash_map::RandomState::new().hash_one(0u64));
         FastHash { seed }
     }
+}
+
+impl FastHash {
+    /// The hash of `bytes` alone (what hashing a `&[u8]` as one write gives
+    /// before the finish), for tables that hash keys themselves.
+    pub fn hash_bytes(&self, bytes: &[u8]) -> u64 {
+        xxh3_64_with_seed(bytes, self.seed)
+    }
+}
+
+/// Asks the CPU to bring the cache line holding `item` in, without waiting
+/// for it: a batch of hash-table probes prefetched a few keys ahead overlaps
+/// their cache misses instead of taking them one after another.
+#[inline]
+pub fn prefetch<T>(item: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: a prefetch is only a hint: it never faults, reads nothing into
+    // the program, and `item` is a valid reference anyway; SSE, which it
+    // needs, is part of every x86_64 target.
+    unsafe {
+        std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+            (item as *const T).cast::<i8>(),
+        );
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = item;
 }
 
 impl BuildHasher for FastHash {

@@ -62,11 +62,44 @@ impl KeyFilter {
         (block, h)
     }
 
+    /// Inserts one fingerprint (the engine inserts in bulk, [`KeyFilter::insert_all`]).
+    #[cfg(test)]
     pub fn insert(&mut self, fingerprint: u32) {
         if self.blocks.is_empty() {
             *self = KeyFilter::with_capacity(1);
         }
         let (b, h) = self.positions(fingerprint);
+        self.set_bits(b, h);
+    }
+
+    /// Inserts every fingerprint of `fingerprints`, prefetching each one's
+    /// block some inserts ahead (a filter of millions of keys is far larger
+    /// than the caches: one insert at a time waits for memory every time).
+    pub fn insert_all(&mut self, fingerprints: impl Iterator<Item = u32>) {
+        /// How many inserts ahead the prefetches run (a power of two).
+        const AHEAD: usize = 16;
+        if self.blocks.is_empty() {
+            *self = KeyFilter::with_capacity(1);
+        }
+        let mut pending = [(0usize, 0u64); AHEAD];
+        let mut n = 0usize;
+        for fingerprint in fingerprints {
+            let slot = &mut pending[n % AHEAD];
+            if n >= AHEAD {
+                self.set_bits(slot.0, slot.1);
+            }
+            let (b, h) = self.positions(fingerprint);
+            crate::storage::hash::prefetch(&self.blocks[b]);
+            *slot = (b, h);
+            n += 1;
+        }
+        for i in n.saturating_sub(AHEAD)..n {
+            let (b, h) = pending[i % AHEAD];
+            self.set_bits(b, h);
+        }
+    }
+
+    fn set_bits(&mut self, b: usize, h: u64) {
         let block = &mut self.blocks[b];
         for i in 0..PROBES {
             let bit = (h >> (i * 9)) & 511;
@@ -117,5 +150,18 @@ mod tests {
             "{false_positives} false positives in 100,000"
         );
         assert!(!KeyFilter::default().may_contain(7));
+    }
+
+    #[test]
+    fn inserting_all_at_once_sets_the_same_bits_as_one_by_one() {
+        let fingerprints = |n: u32| (0..n).map(|i| i.wrapping_mul(2_654_435_761));
+        for n in [0, 1, 15, 16, 17, 1000] {
+            let mut one_by_one = KeyFilter::with_capacity(4096);
+            fingerprints(n).for_each(|f| one_by_one.insert(f));
+            let mut all = KeyFilter::with_capacity(4096);
+            all.insert_all(fingerprints(n));
+            assert_eq!(all.blocks, one_by_one.blocks, "{n} fingerprints");
+            assert_eq!(all.inserted(), n as usize);
+        }
     }
 }

@@ -266,7 +266,7 @@ impl KeyIndex {
             Some(old) if old.inserted() + added <= old.capacity() => {
                 let mut filter = old.clone();
                 for layer in &frozen {
-                    layer.fingerprints().for_each(|f| filter.insert(f));
+                    filter.insert_all(layer.fingerprints());
                 }
                 filter
             }
@@ -377,7 +377,7 @@ fn filter_of<'a>(parts: impl Iterator<Item = &'a Arc<BasePart>> + Clone) -> KeyF
     let keys: usize = parts.clone().map(|p| p.key_count()).sum();
     let mut filter = KeyFilter::with_capacity((keys * 2).max(1 << 20));
     for part in parts {
-        part.fingerprints().for_each(|f| filter.insert(f));
+        filter.insert_all(part.fingerprints());
     }
     filter
 }

@@ -70,6 +70,9 @@ struct Recent {
     slots: Vec<u64>,
     entries: Vec<RecentKey>,
     bytes: Vec<u8>,
+    /// Ids and key bytes the layer is expected to take: its first growth
+    /// makes room for them at once.
+    expect: (usize, usize),
 }
 
 /// One id of [`Recent`]: its hash, where its bytes are, and its row.
@@ -85,12 +88,13 @@ struct RecentKey {
 const MIN_SLOTS: usize = 16;
 
 impl Recent {
-    /// Room for `keys` ids of `bytes` bytes in all before anything regrows.
-    fn with_capacity(keys: usize, bytes: usize) -> Self {
+    /// An empty layer that makes room for `keys` ids of `bytes` bytes in
+    /// all when its first id arrives (not before: a layer that stays empty,
+    /// as after a load, costs no memory).
+    fn expecting(keys: usize, bytes: usize) -> Self {
         Recent {
-            slots: vec![0; Self::slots_for(keys)],
-            entries: Vec::with_capacity(keys),
-            bytes: Vec::with_capacity(bytes),
+            expect: (keys, bytes),
+            ..Recent::default()
         }
     }
 
@@ -164,7 +168,11 @@ impl Recent {
 
     /// Doubles the slots and places every entry again (no key is re-hashed).
     fn grow(&mut self) {
-        let slots = (self.slots.len() * 2).max(MIN_SLOTS);
+        let (keys, bytes) = std::mem::take(&mut self.expect);
+        self.entries
+            .reserve(keys.saturating_sub(self.entries.len()));
+        self.bytes.reserve(bytes.saturating_sub(self.bytes.len()));
+        let slots = (self.slots.len() * 2).max(Self::slots_for(keys));
         let mask = slots - 1;
         let mut table = vec![0u64; slots];
         for (index, entry) in self.entries.iter().enumerate() {
@@ -238,10 +246,11 @@ impl KeyIndex {
         if keys == 0 {
             return None;
         }
-        // Sized like the layer before with a quarter to spare, so that a
-        // bulk load, which gives about as many rows between checkpoints
-        // each time, does not regrow (and rehash) it while writers wait.
-        let fresh = Recent::with_capacity(keys + keys / 4, bytes + bytes / 4);
+        // Sized like the layer before with a quarter to spare (once its
+        // first id arrives), so that a bulk load, which gives about as many
+        // rows between checkpoints each time, does not regrow (and rehash)
+        // it while writers wait.
+        let fresh = Recent::expecting(keys + keys / 4, bytes + bytes / 4);
         let mut frozen = Vec::with_capacity(self.frozen.len() + 1);
         frozen.push(Arc::clone(&self.recent));
         frozen.extend(self.frozen.iter().cloned());
@@ -461,8 +470,11 @@ mod tests {
         }
         // An id frozen is still found, so it keeps its row...
         assert_eq!(lookup(&rotated, "b"), Some(1));
-        // ... and new ids go to the new layer.
+        // ... and new ids go to the new layer, which takes no memory until
+        // the first one comes and then makes room for as many as before.
+        assert!(rotated.recent.read().slots.is_empty());
         assert_eq!(rotated.find_or_insert("d", rotated.hash("d"), 3), Ok(3));
+        assert!(rotated.recent.read().entries.capacity() >= 3);
         assert_eq!(rotated.lookup_recent("d"), Some(3));
         assert_eq!(lookup(&index, "d"), None, "the old index keeps its layer");
         // Nothing to freeze: no rotation.

@@ -117,6 +117,13 @@ impl ColumnIndex {
     /// indexed row (bulk loading), inserts otherwise. Same result as
     /// [`ColumnIndex::insert`] per row.
     pub fn append_rows(&mut self, cells: &[(u32, CellRef<'_>)]) {
+        fn ids_of<'a>(cell: &'a CellRef<'_>) -> &'a [u32] {
+            match cell {
+                CellRef::Text(id) => std::slice::from_ref(id),
+                CellRef::Set(ids) => ids,
+                _ => &[],
+            }
+        }
         let rows_where = |keep: &dyn Fn(&CellRef<'_>) -> bool| -> Vec<u32> {
             cells
                 .iter()
@@ -128,22 +135,35 @@ impl ColumnIndex {
             ColumnIndex::Dict {
                 exists, bitmaps, ..
             } => {
-                let mut by_value: Vec<Vec<u32>> = vec![Vec::new(); bitmaps.len()];
-                for (row, cell) in cells {
-                    let ids: &[u32] = match cell {
-                        CellRef::Text(id) => std::slice::from_ref(id),
-                        CellRef::Set(ids) => ids,
-                        _ => &[],
-                    };
-                    for id in ids {
-                        if let Some(rows) = by_value.get_mut(*id as usize) {
-                            rows.push(*row);
+                // The rows of each value, in row order, by a counting sort
+                // into one flat list: no list per value (a SET column has
+                // hundreds of values, and a list each cost more in
+                // allocations than the appends themselves).
+                let values = bitmaps.len();
+                let mut ends = vec![0usize; values + 1];
+                for (_, cell) in cells {
+                    for id in ids_of(cell) {
+                        if let Some(end) = ends.get_mut(*id as usize + 1) {
+                            *end += 1;
                         }
                     }
                 }
-                for (id, rows) in by_value.iter().enumerate() {
-                    if !rows.is_empty() {
-                        add_rows(Arc::make_mut(&mut bitmaps[id]), rows);
+                for v in 0..values {
+                    ends[v + 1] += ends[v];
+                }
+                let mut next = ends.clone();
+                let mut rows = vec![0u32; ends[values]];
+                for (row, cell) in cells {
+                    for id in ids_of(cell) {
+                        if let Some(at) = next.get_mut(*id as usize) {
+                            rows[*at] = *row;
+                            *at += 1;
+                        }
+                    }
+                }
+                for (id, bitmap) in bitmaps.iter_mut().enumerate() {
+                    if ends[id] < ends[id + 1] {
+                        add_rows(Arc::make_mut(bitmap), &rows[ends[id]..ends[id + 1]]);
                     }
                 }
                 let present = rows_where(&|c| !c.is_null());

@@ -112,11 +112,17 @@ impl ColumnIndex {
         }
     }
 
-    /// Indexes rows that are new to the shard, in increasing row order, each
-    /// holding its cell: one append per bitmap when the rows lie above every
-    /// indexed row (bulk loading), inserts otherwise. Same result as
-    /// [`ColumnIndex::insert`] per row.
-    pub fn append_rows(&mut self, cells: &[(u32, CellRef<'_>)]) {
+    /// Indexes `n` rows new to the shard, `first_row` onwards, row
+    /// `first_row + j` holding `cell(j)` (called more than once per row):
+    /// one append per bitmap when the rows lie above every indexed row
+    /// (bulk loading), inserts otherwise. Same result as
+    /// [`ColumnIndex::insert`] per row. No list of cells is built.
+    pub fn append_rows<'c>(
+        &mut self,
+        first_row: u32,
+        n: usize,
+        cell: impl Fn(usize) -> CellRef<'c>,
+    ) {
         fn ids_of<'a>(cell: &'a CellRef<'_>) -> &'a [u32] {
             match cell {
                 CellRef::Text(id) => std::slice::from_ref(id),
@@ -125,10 +131,9 @@ impl ColumnIndex {
             }
         }
         let rows_where = |keep: &dyn Fn(&CellRef<'_>) -> bool| -> Vec<u32> {
-            cells
-                .iter()
-                .filter(|(_, c)| keep(c))
-                .map(|(r, _)| *r)
+            (0..n)
+                .filter(|&j| keep(&cell(j)))
+                .map(|j| first_row + j as u32)
                 .collect()
         };
         match self {
@@ -141,8 +146,8 @@ impl ColumnIndex {
                 // allocations than the appends themselves).
                 let values = bitmaps.len();
                 let mut ends = vec![0usize; values + 1];
-                for (_, cell) in cells {
-                    for id in ids_of(cell) {
+                for j in 0..n {
+                    for id in ids_of(&cell(j)) {
                         if let Some(end) = ends.get_mut(*id as usize + 1) {
                             *end += 1;
                         }
@@ -153,10 +158,16 @@ impl ColumnIndex {
                 }
                 let mut next = ends.clone();
                 let mut rows = vec![0u32; ends[values]];
-                for (row, cell) in cells {
-                    for id in ids_of(cell) {
+                let mut present = Vec::with_capacity(n);
+                for j in 0..n {
+                    let cell = cell(j);
+                    let row = first_row + j as u32;
+                    if !cell.is_null() {
+                        present.push(row);
+                    }
+                    for id in ids_of(&cell) {
                         if let Some(at) = next.get_mut(*id as usize) {
-                            rows[*at] = *row;
+                            rows[*at] = row;
                             *at += 1;
                         }
                     }
@@ -166,14 +177,12 @@ impl ColumnIndex {
                         add_rows(Arc::make_mut(bitmap), &rows[ends[id]..ends[id + 1]]);
                     }
                 }
-                let present = rows_where(&|c| !c.is_null());
                 add_rows(Arc::make_mut(exists), &present);
             }
             ColumnIndex::Int(bsi) => {
-                let values: Vec<(u32, i64)> = cells
-                    .iter()
-                    .filter_map(|(r, c)| match c {
-                        CellRef::Int(v) => Some((*r, *v)),
+                let values: Vec<(u32, i64)> = (0..n)
+                    .filter_map(|j| match cell(j) {
+                        CellRef::Int(v) => Some((first_row + j as u32, v)),
                         _ => None,
                     })
                     .collect();

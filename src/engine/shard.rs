@@ -262,16 +262,10 @@ impl ShardState {
                 let at = values.rows();
                 push_view_values(values, index, view, part);
                 let values = &*values;
-                let cells: Vec<(u32, CellRef<'_>)> = part
-                    .iter()
-                    .enumerate()
-                    .map(|(j, &i)| {
-                        let present = view.is_some_and(|v| !v.is_null(i));
-                        let cell = block_cell(values, at + j, || present).unwrap_or(CellRef::Null);
-                        (part_first + j as u32, cell)
-                    })
-                    .collect();
-                index.append_rows(&cells);
+                index.append_rows(part_first, part.len(), |j| {
+                    let present = || view.is_some_and(|v| !v.is_null(part[j]));
+                    block_cell(values, at + j, present).unwrap_or(CellRef::Null)
+                });
             }
             self.tail.appended_to(local + n as u32);
             done += n;

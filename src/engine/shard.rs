@@ -491,12 +491,10 @@ impl ShardState {
             };
             keys.push((local, key));
         }
-        w.section(
-            SectionKind::Keys,
-            0,
-            0,
-            &encode_keys(self.len, keys.into_iter()),
-        )?;
+        let key_table = encode_keys(self.len, &keys);
+        drop(keys);
+        w.section_of_pieces(SectionKind::Keys, 0, 0, &key_table.pieces())?;
+        drop(key_table);
         w.section(SectionKind::Live, 0, 0, &optimized(&self.live))?;
         let blocks = self.len.div_ceil(BLOCK_ROWS);
         for (c, index) in self.columns.iter().enumerate() {

@@ -11,7 +11,7 @@
 //! names a row below `row_len` (the writer only fills slots for rows with a
 //! key; a slot naming a keyless row reads as a miss).
 
-use super::codec::{ByteReader, ByteWriter};
+use super::codec::ByteReader;
 use super::error::DecodeError;
 use xxhash_rust::xxh3::xxh3_64;
 
@@ -28,49 +28,70 @@ pub fn key_hash_bytes(key: &[u8]) -> u64 {
     xxh3_64(key)
 }
 
-/// Encodes a key table for `row_len` rows; `keys` yields `(local_row, id)`
+/// An encoded key table in its four pieces, in file order: the header
+/// (row count, slot count), the offsets, the slots and the key bytes.
+/// Written as one section without being joined first ([`KeyTableParts::pieces`]):
+/// a shard's table is tens of megabytes.
+pub struct KeyTableParts {
+    header: [u8; 8],
+    offsets: Vec<u8>,
+    slots: Vec<u8>,
+    keys: Vec<u8>,
+}
+
+impl KeyTableParts {
+    /// The pieces in file order.
+    pub fn pieces(&self) -> [&[u8]; 4] {
+        [&self.header, &self.offsets, &self.slots, &self.keys]
+    }
+
+    /// The table as one byte string.
+    pub fn joined(&self) -> Vec<u8> {
+        self.pieces().concat()
+    }
+}
+
+/// Encodes a key table for `row_len` rows; `keys` holds `(local_row, id)`
 /// for the live rows in increasing row order.
-pub fn encode_keys<'a>(row_len: u32, keys: impl Iterator<Item = (u32, &'a str)>) -> Vec<u8> {
-    let mut offsets = Vec::with_capacity(row_len as usize + 1);
-    let mut bytes: Vec<u8> = Vec::new();
-    let mut present: Vec<(u32, u64)> = Vec::new();
+pub fn encode_keys(row_len: u32, keys: &[(u32, &str)]) -> KeyTableParts {
+    let capacity = (keys.len() * 2).next_power_of_two().max(2);
+    let mut offsets = Vec::with_capacity((row_len as usize + 1) * 4);
+    let mut bytes: Vec<u8> = Vec::with_capacity(keys.iter().map(|(_, k)| k.len()).sum());
+    let mut slots = vec![0u8; capacity * 8];
+    for slot in slots.chunks_exact_mut(8) {
+        slot[4..].copy_from_slice(&EMPTY.to_le_bytes());
+    }
     let mut next = 0u32;
-    offsets.push(0u32);
-    for (row, key) in keys {
+    offsets.extend_from_slice(&0u32.to_le_bytes());
+    for &(row, key) in keys {
         while next < row {
-            offsets.push(bytes.len() as u32);
+            offsets.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
             next += 1;
         }
         bytes.extend_from_slice(key.as_bytes());
-        offsets.push(bytes.len() as u32);
-        present.push((row, key_hash(key)));
+        offsets.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
+        let hash = key_hash(key);
+        let mut i = hash as usize & (capacity - 1);
+        while read_u32(&slots, i * 8 + 4) != EMPTY {
+            i = (i + 1) & (capacity - 1);
+        }
+        slots[i * 8..i * 8 + 4].copy_from_slice(&((hash >> 32) as u32).to_le_bytes());
+        slots[i * 8 + 4..i * 8 + 8].copy_from_slice(&row.to_le_bytes());
         next = row + 1;
     }
     while next < row_len {
-        offsets.push(bytes.len() as u32);
+        offsets.extend_from_slice(&(bytes.len() as u32).to_le_bytes());
         next += 1;
     }
-    let capacity = (present.len() * 2).next_power_of_two().max(2);
-    let mut slots = vec![(0u32, EMPTY); capacity];
-    for (row, hash) in present {
-        let mut i = hash as usize & (capacity - 1);
-        while slots[i].1 != EMPTY {
-            i = (i + 1) & (capacity - 1);
-        }
-        slots[i] = ((hash >> 32) as u32, row);
+    let mut header = [0u8; 8];
+    header[..4].copy_from_slice(&row_len.to_le_bytes());
+    header[4..].copy_from_slice(&(capacity as u32).to_le_bytes());
+    KeyTableParts {
+        header,
+        offsets,
+        slots,
+        keys: bytes,
     }
-    let mut w = ByteWriter::with_capacity(8 + offsets.len() * 4 + capacity * 8 + bytes.len());
-    w.u32(row_len);
-    w.u32(capacity as u32);
-    for o in offsets {
-        w.u32(o);
-    }
-    for (fingerprint, row) in slots {
-        w.u32(fingerprint);
-        w.u32(row);
-    }
-    w.bytes(&bytes);
-    w.into_inner()
 }
 
 /// A validated view of an encoded key table.
@@ -213,7 +234,8 @@ mod tests {
             .filter(|r| r % 7 != 3)
             .map(|r| (r, format!("user-{r}")))
             .collect();
-        let bytes = encode_keys(5003, keys.iter().map(|(r, k)| (*r, k.as_str())));
+        let pairs: Vec<(u32, &str)> = keys.iter().map(|(r, k)| (*r, k.as_str())).collect();
+        let bytes = encode_keys(5003, &pairs).joined();
         let view = KeyTableView::parse(&bytes, 0).unwrap();
         assert_eq!(view.row_len(), 5003);
         for (r, k) in &keys {
@@ -227,8 +249,34 @@ mod tests {
     }
 
     #[test]
+    fn the_pieces_are_the_documented_layout() {
+        // Rows 0 and 2 hold ids, row 1 none: header, 4 offsets, 4 slots, bytes.
+        let keys = [(0u32, "ab"), (2, "c")];
+        let table = encode_keys(3, &keys).joined();
+        let mut expected = Vec::new();
+        for v in [3u32, 4, 0, 2, 2, 3] {
+            expected.extend_from_slice(&v.to_le_bytes());
+        }
+        let mut slots = [(0u32, EMPTY); 4];
+        for (row, key) in keys {
+            let hash = key_hash(key);
+            let mut i = hash as usize & 3;
+            while slots[i].1 != EMPTY {
+                i = (i + 1) & 3;
+            }
+            slots[i] = ((hash >> 32) as u32, row);
+        }
+        for (fingerprint, row) in slots {
+            expected.extend_from_slice(&fingerprint.to_le_bytes());
+            expected.extend_from_slice(&row.to_le_bytes());
+        }
+        expected.extend_from_slice(b"abc");
+        assert_eq!(table, expected);
+    }
+
+    #[test]
     fn empty_table_works() {
-        let bytes = encode_keys(0, std::iter::empty());
+        let bytes = encode_keys(0, &[]).joined();
         let view = KeyTableView::parse(&bytes, 0).unwrap();
         assert_eq!(view.find(&bytes, "x", key_hash("x")), None);
     }
@@ -236,7 +284,7 @@ mod tests {
     #[test]
     fn damaged_tables_are_refused_not_panicking() {
         let keys = [(0u32, "ä"), (1, "bb")];
-        let good = encode_keys(2, keys.into_iter());
+        let good = encode_keys(2, &keys).joined();
         for i in 0..good.len() {
             for flip in [0x01u8, 0x80] {
                 let mut bad = good.clone();

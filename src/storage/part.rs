@@ -141,15 +141,29 @@ impl PartWriter {
         item: u32,
         bytes: &[u8],
     ) -> Result<()> {
+        self.section_of_pieces(kind, column, item, &[bytes])
+    }
+
+    /// Appends one section whose bytes are `pieces` one after another
+    /// (written in turn, never joined in memory).
+    pub fn section_of_pieces(
+        &mut self,
+        kind: SectionKind,
+        column: u16,
+        item: u32,
+        pieces: &[&[u8]],
+    ) -> Result<()> {
         let entry = SectionEntry {
             kind,
             column,
             item,
             offset: self.offset,
-            len: bytes.len() as u64,
-            crc: crc32(&[bytes]),
+            len: pieces.iter().map(|p| p.len() as u64).sum(),
+            crc: crc32(pieces),
         };
-        self.write(bytes)?;
+        for piece in pieces {
+            self.write(piece)?;
+        }
         self.entries.push(entry);
         Ok(())
     }

@@ -659,10 +659,26 @@ fn malformed_frames_get_3000_and_close_only_their_own_connection() {
     old.send(&Message::InsertRows {
         table: "t".into(),
         columns: vec![],
+        coded: vec![],
         rows: vec![0, 0, 0, 0],
     });
     let said = old.expect_closing_error(3000, "InsertRows in a version 1 session");
     assert!(said.contains("version 2"), "{said}");
+    // A version 2 session may send InsertRows, but no dictionary-coded column (version 3).
+    let mut v2 = Raw::connect(&server.addr);
+    v2.bytes(&encode_frame(message::HELLO, &version(2)));
+    assert!(matches!(v2.read(), Ok(Message::Welcome { version: 2, .. })));
+    v2.send(&Message::InsertRows {
+        table: "t".into(),
+        columns: vec![message::ColumnInfo {
+            name: "id".into(),
+            ty: cohortdb::ColumnType::Text,
+        }],
+        coded: vec![true],
+        rows: vec![0, 0, 0, 0],
+    });
+    let said = v2.expect_closing_error(3000, "coded InsertRows in a version 2 session");
+    assert!(said.contains("version 3"), "{said}");
     assert_eq!(count(&mut normal, "SELECT COUNT(*) FROM t"), 3);
     // The same bytes sent while another raw client waits idle do not reach it.
     let mut bystander = Raw::welcomed(&server.addr);
@@ -1305,5 +1321,65 @@ fn insert_rows_loads_columns_and_refuses_bad_batches_without_closing() {
         assert_eq!(server_code(&err), code, "{err}");
         assert!(err.to_string().contains(says), "{err} should say {says}");
         assert_eq!(count(&mut c, "SELECT COUNT(*) FROM p"), 2);
+    }
+
+    // Dictionary-coded columns (version 3): a value is an index into the
+    // batch's dictionary of the column; they read back as texts.
+    assert!(c.version >= 3);
+    let columns = [
+        col("id", ColumnType::Text),
+        col("tags", ColumnType::TextSet),
+    ];
+    let coded_batch = |codes: &[&[u32]]| {
+        let mut e = RowsEncoder::new(2);
+        e.dictionary(1, ["x", "w"].into_iter());
+        for (i, row) in codes.iter().enumerate() {
+            e.text(0, &format!("k{i}"));
+            e.codes(1, row.iter().copied());
+        }
+        (e.coded(), e.finish())
+    };
+    let (coded, rows) = coded_batch(&[&[1, 0], &[1]]);
+    assert_eq!(coded, [false, true]);
+    c.send_coded_insert_rows("p", &columns, &coded, rows)
+        .unwrap();
+    assert_eq!(c.insert_rows_result().unwrap(), 2);
+    let r = c
+        .execute("SELECT id, tags FROM p WHERE tags HAS 'w'")
+        .unwrap();
+    assert_eq!(
+        r[0].rows,
+        vec![
+            vec![
+                Value::Text("k0".into()),
+                Value::Set(vec!["w".into(), "x".into()])
+            ],
+            vec![Value::Text("k1".into()), Value::Set(vec!["w".into()])],
+        ]
+    );
+    // A code past the dictionary, a coded key or INT column: refused, nothing applied.
+    let (coded, past) = coded_batch(&[&[2]]);
+    let refusals = [
+        (columns.to_vec(), coded, past, "code 2"),
+        (
+            columns.to_vec(),
+            vec![true, false],
+            one_row("c"),
+            "profile id column cannot be dictionary-coded",
+        ),
+        (
+            vec![col("id", ColumnType::Text), col("age", ColumnType::Int)],
+            vec![false, true],
+            one_row("c"),
+            "only TEXT and SET<TEXT>",
+        ),
+    ];
+    for (columns, coded, rows, says) in refusals {
+        c.send_coded_insert_rows("p", &columns, &coded, rows)
+            .unwrap();
+        let err = c.insert_rows_result().unwrap_err();
+        assert_eq!(server_code(&err), 1003, "{err}");
+        assert!(err.to_string().contains(says), "{err} should say {says}");
+        assert_eq!(count(&mut c, "SELECT COUNT(*) FROM p"), 4);
     }
 }

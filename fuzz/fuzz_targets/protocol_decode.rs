@@ -5,7 +5,9 @@
 //! and as a RowBatch for a few fixed column-type lists and for the columns of
 //! the last Schema in the stream (`decode_rows`). The input minus its first
 //! byte is also decoded directly as a payload of the type that byte names,
-//! so the decoders are reached without a valid frame header.
+//! so the decoders are reached without a valid frame header. InsertRows
+//! payloads, and every payload read with all text columns dictionary-coded,
+//! go through `parse_coded_rows`, and every value of what parses is read.
 //!
 //! Must hold, besides never panicking or over-allocating: a frame never has
 //! more than the maximum; a message that decodes re-encodes to exactly the
@@ -16,6 +18,7 @@
 
 use cohortdb::protocol::message::ROW_BATCH;
 use cohortdb::protocol::{decode_rows, encode_rows, read_frame, Message};
+use cohortdb::storage::columnar::parse_coded_rows;
 use cohortdb::ColumnType;
 use libfuzzer_sys::fuzz_target;
 
@@ -57,6 +60,19 @@ fn check_rows(types: &[ColumnType], payload: &[u8]) {
     }
 }
 
+/// Parses `payload` with columns `coded` dictionary-coded and reads every
+/// value of what parses (a code past its dictionary would panic here).
+fn check_coded_rows(types: &[ColumnType], coded: &[bool], payload: &[u8]) {
+    if let Ok(view) = parse_coded_rows(types, coded, payload, 0) {
+        for column in &view.columns {
+            for i in 0..view.rows {
+                let _ = column.text(i);
+                let _ = column.tags(i).count();
+            }
+        }
+    }
+}
+
 /// Decodes `payload` as message `kind` and as row batches; returns the
 /// column types if it is a Schema.
 fn check_payload(kind: u8, payload: &[u8]) -> Option<Vec<ColumnType>> {
@@ -68,11 +84,26 @@ fn check_payload(kind: u8, payload: &[u8]) -> Option<Vec<ColumnType>> {
         if let Message::Schema { columns, .. } = &message {
             schema = Some(columns.iter().map(|c| c.ty).collect());
         }
+        if let Message::InsertRows {
+            columns,
+            coded,
+            rows,
+            ..
+        } = &message
+        {
+            let types: Vec<ColumnType> = columns.iter().map(|c| c.ty).collect();
+            check_coded_rows(&types, coded, rows);
+        }
     } else {
         assert_ne!(kind, ROW_BATCH, "a RowBatch payload is never refused");
     }
     for types in TYPE_LISTS {
         check_rows(types, payload);
+        let texts: Vec<bool> = types
+            .iter()
+            .map(|t| matches!(t, ColumnType::Text | ColumnType::TextSet))
+            .collect();
+        check_coded_rows(types, &texts, payload);
     }
     schema
 }

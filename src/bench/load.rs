@@ -9,7 +9,11 @@
 //! profile goes to the connection its id hashes to, so every write of one id
 //! travels in order on one connection; each connection has one batch in
 //! flight, and the next is encoded while the server applies it. With two
-//! connections the server logs one batch while it applies the other.
+//! connections the server logs one batch while it applies the other. With a
+//! server of protocol version 3 the country, gender and interests columns
+//! go dictionary-coded (each batch carries the whole, fixed dictionary of
+//! each; a value is its index), so the server looks each text up once per
+//! batch instead of once per value.
 //!
 //! Boundary: [`prepare_table`] before anything is sent; then
 //! [`Loader::send_block`] for every block, in row order; then
@@ -149,6 +153,8 @@ pub struct Loader<'c> {
     lanes: Vec<Lane>,
     limits: LoadLimits,
     columns: Vec<ColumnInfo>,
+    /// Whether every connection's server takes dictionary-coded columns.
+    coded: bool,
     /// Scratch space for an id's text.
     id: String,
     stats: LoadStats,
@@ -177,9 +183,10 @@ impl<'c> Loader<'c> {
     /// A loader over `client` and `others` (one lane each).
     pub fn new(client: &'c mut Client, others: Vec<Client>, limits: LoadLimits) -> Loader<'c> {
         let columns = columns();
+        let coded = client.version >= 3 && others.iter().all(|c| c.version >= 3);
         let lanes = (0..=others.len())
             .map(|_| Lane {
-                rows: RowsEncoder::new(columns.len()),
+                rows: encoder(coded),
                 first: u64::MAX,
                 last: 0,
                 pending: 0,
@@ -196,6 +203,7 @@ impl<'c> Loader<'c> {
                 connections: limits.connections.max(1),
             },
             columns,
+            coded,
             id: String::new(),
             stats: LoadStats::default(),
         }
@@ -210,7 +218,7 @@ impl<'c> Loader<'c> {
             let lane = &mut self.lanes[k];
             lane.first = lane.first.min(p.row);
             lane.last = lane.last.max(p.row);
-            write_row(&mut lane.rows, &self.id, &p);
+            write_row(&mut lane.rows, &self.id, &p, self.coded);
             lane.pending += 1;
             if lane.pending as usize >= self.limits.rows || lane.rows.len() >= self.limits.bytes {
                 self.flush(k)?;
@@ -246,9 +254,10 @@ impl<'c> Loader<'c> {
             return Ok(());
         }
         self.await_in_flight(k)?;
-        let fresh = RowsEncoder::new(self.columns.len());
+        let fresh = encoder(self.coded);
         let lane = &mut self.lanes[k];
         let (first, last, sent) = (lane.first, lane.last, lane.pending);
+        let coded = lane.rows.coded();
         let payload = std::mem::replace(&mut lane.rows, fresh).finish();
         lane.first = u64::MAX;
         lane.last = 0;
@@ -257,7 +266,7 @@ impl<'c> Loader<'c> {
         let columns = std::mem::take(&mut self.columns);
         let sent_ok = self
             .connection(k)
-            .send_insert_rows(TABLE, &columns, payload);
+            .send_coded_insert_rows(TABLE, &columns, &coded, payload);
         self.columns = columns;
         sent_ok.map_err(|source| refused(first, last, source))?;
         self.lanes[k].in_flight = Some(InFlight {
@@ -321,15 +330,36 @@ fn write_id(id: &mut String, p: &Profile<'_>) {
     let _ = write!(id, "u{}", p.row);
 }
 
-/// Appends one profile as a row of cells (the order of [`columns`]); `id`
-/// is its id, from [`write_id`].
-fn write_row(out: &mut RowsEncoder, id: &str, p: &Profile<'_>) {
+/// An empty batch of the [`columns`]; with `coded`, country, gender and
+/// interests are dictionary-coded over all their values.
+fn encoder(coded: bool) -> RowsEncoder {
+    let mut e = RowsEncoder::new(columns().len());
+    if coded {
+        e.dictionary(1, COUNTRIES.iter().copied());
+        e.dictionary(2, GENDERS.iter().copied());
+        e.dictionary(4, tag_names().iter().map(String::as_str));
+    }
+    e
+}
+
+/// Appends one profile as a row of cells (the order of [`columns`]) to a
+/// batch from [`encoder`]`(coded)`; `id` is its id, from [`write_id`].
+fn write_row(out: &mut RowsEncoder, id: &str, p: &Profile<'_>, coded: bool) {
     out.text(0, id);
-    out.text(1, COUNTRIES[usize::from(p.country)]);
-    out.text(2, GENDERS[usize::from(p.gender)]);
+    if coded {
+        out.code(1, u32::from(p.country));
+        out.code(2, u32::from(p.gender));
+    } else {
+        out.text(1, COUNTRIES[usize::from(p.country)]);
+        out.text(2, GENDERS[usize::from(p.gender)]);
+    }
     out.int(3, i64::from(p.age));
-    let names = tag_names();
-    out.set(4, p.tags.iter().map(|t| names[usize::from(*t)].as_str()));
+    if coded {
+        out.codes(4, p.tags.iter().map(|t| u32::from(*t)));
+    } else {
+        let names = tag_names();
+        out.set(4, p.tags.iter().map(|t| names[usize::from(*t)].as_str()));
+    }
     out.int(5, p.last_seen);
     // Cents / 100 is correctly rounded: the same f64 as parsing "20.09".
     out.float(6, p.ltv_cents as f64 / 100.0);
@@ -339,7 +369,7 @@ fn write_row(out: &mut RowsEncoder, id: &str, p: &Profile<'_>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::storage::columnar::{parse_rows, ColumnView};
+    use crate::storage::columnar::{parse_coded_rows, ColumnView};
 
     #[test]
     fn rows_carry_the_profile() {
@@ -354,45 +384,50 @@ mod tests {
             ltv_cents: 2009,
             consent: true,
         };
-        let mut e = RowsEncoder::new(8);
-        let mut id = String::new();
-        write_id(&mut id, &p);
-        write_row(&mut e, &id, &p);
-        write_row(
-            &mut e,
-            &id,
-            &Profile {
+        // Plain and dictionary-coded batches carry the same profiles.
+        for coded in [false, true] {
+            let mut e = encoder(coded);
+            let mut id = String::new();
+            write_id(&mut id, &p);
+            write_row(&mut e, &id, &p, coded);
+            let second = Profile {
                 tags: &[],
                 consent: false,
                 ltv_cents: 5,
                 ..p
-            },
-        );
-        let types: Vec<ColumnType> = columns().iter().map(|c| c.ty).collect();
-        let payload = e.finish();
-        let view = parse_rows(&types, &payload, 0).unwrap();
-        assert_eq!(
-            view.columns[0],
-            ColumnView::Text(vec![Some("u7"), Some("u7")])
-        );
-        assert_eq!(
-            view.columns[1],
-            ColumnView::Text(vec![Some("NL"), Some("NL")])
-        );
-        assert_eq!(
-            view.columns[2],
-            ColumnView::Text(vec![Some("m"), Some("m")])
-        );
-        assert_eq!(view.columns[4].tags(0), ["i0001", "i0007", "i0020"]);
-        assert!(view.columns[4].tags(1).is_empty());
-        assert_eq!(
-            view.columns[6],
-            ColumnView::Float(vec![Some(20.09), Some(0.05)])
-        );
-        assert_eq!(
-            view.columns[7],
-            ColumnView::Bool(vec![Some(true), Some(false)])
-        );
+            };
+            write_row(&mut e, &id, &second, coded);
+            let types: Vec<ColumnType> = columns().iter().map(|c| c.ty).collect();
+            let flags = e.coded();
+            assert_eq!(
+                flags,
+                [false, coded, coded, false, coded, false, false, false]
+            );
+            let payload = e.finish();
+            let view = parse_coded_rows(&types, &flags, &payload, 0).unwrap();
+            assert_eq!(
+                view.columns[0],
+                ColumnView::Text(vec![Some("u7"), Some("u7")])
+            );
+            for (c, want) in [(1, "NL"), (2, "m")] {
+                assert_eq!(view.columns[c].text(0), Some(want));
+                assert_eq!(view.columns[c].text(1), Some(want));
+            }
+            assert_eq!(
+                view.columns[4].tags(0).collect::<Vec<_>>(),
+                ["i0001", "i0007", "i0020"]
+            );
+            assert_eq!(view.columns[4].tags(1).len(), 0);
+            assert!(!view.columns[4].is_null(1));
+            assert_eq!(
+                view.columns[6],
+                ColumnView::Float(vec![Some(20.09), Some(0.05)])
+            );
+            assert_eq!(
+                view.columns[7],
+                ColumnView::Bool(vec![Some(true), Some(false)])
+            );
+        }
     }
 
     #[test]

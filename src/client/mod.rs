@@ -118,6 +118,8 @@ pub struct Client {
     pub server: String,
     pub session: u64,
     pub role: String,
+    /// The protocol version the server's Welcome agreed to.
+    pub version: u16,
 }
 
 /// Sends Cancel for a running query from another thread.
@@ -165,6 +167,7 @@ impl Client {
             server: String::new(),
             session: 0,
             role: String::new(),
+            version: 0,
         };
         client.send(&Message::Hello {
             version: PROTOCOL_VERSION,
@@ -174,11 +177,12 @@ impl Client {
         })?;
         match client.receive()? {
             Message::Welcome {
+                version,
                 server,
                 session,
                 role,
-                ..
             } => {
+                client.version = version;
                 client.server = server;
                 client.session = session;
                 client.role = role;
@@ -314,9 +318,30 @@ impl Client {
         columns: &[ColumnInfo],
         rows: Vec<u8>,
     ) -> Result<(), ClientError> {
+        self.send_coded_insert_rows(table, columns, &[], rows)
+    }
+
+    /// [`Client::send_insert_rows`] where payload column `c` is
+    /// dictionary-coded when `coded[c]` (built with
+    /// [`crate::storage::columnar::RowsEncoder::dictionary`]); needs a
+    /// server that speaks protocol version 3.
+    pub fn send_coded_insert_rows(
+        &mut self,
+        table: &str,
+        columns: &[ColumnInfo],
+        coded: &[bool],
+        rows: Vec<u8>,
+    ) -> Result<(), ClientError> {
+        if coded.iter().any(|c| *c) && self.version < 3 {
+            return Err(ClientError::Protocol(format!(
+                "dictionary-coded columns need protocol version 3; the server speaks {}",
+                self.version
+            )));
+        }
         self.send(&Message::InsertRows {
             table: table.to_string(),
             columns: columns.to_vec(),
+            coded: coded.to_vec(),
             rows,
         })
     }

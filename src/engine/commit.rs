@@ -248,7 +248,7 @@ impl Inner {
                     positions,
                     batch,
                     ..
-                } => encode_rows(*table_id, positions, batch.payload()),
+                } => encode_rows(*table_id, positions, batch.coded(), batch.payload()),
             };
             if payload.len() > MAX_RECORD_BYTES {
                 results.push((

@@ -17,7 +17,7 @@ use super::commit::Request;
 use super::error::{Error, Result};
 use super::value::Batch;
 use super::{Inner, Snapshot};
-use crate::storage::columnar::{ColumnView, RowsView};
+use crate::storage::columnar::RowsView;
 use std::collections::BTreeMap;
 
 const DAY_SECONDS: i64 = 86_400;
@@ -81,8 +81,8 @@ pub fn check_tag(column: &str, tag: &str) -> Result<()> {
 /// (payload column, column name).
 pub fn check_rows_tags(view: &RowsView<'_>, columns: &[(usize, String)]) -> Result<()> {
     for (c, name) in columns {
-        if let Some(ColumnView::TextSet { tags, .. }) = view.columns.get(*c) {
-            tags.iter().try_for_each(|t| check_tag(name, t))?;
+        if let Some(column) = view.columns.get(*c) {
+            column.texts().try_for_each(|t| check_tag(name, t))?;
         }
     }
     Ok(())

@@ -24,6 +24,7 @@ const REC_CREATE_TABLE: u8 = 1;
 const REC_DROP_TABLE: u8 = 2;
 const REC_WRITE: u8 = 3;
 const REC_ROWS: u8 = 4;
+const REC_CODED_ROWS: u8 = 5;
 
 /// One logged change.
 #[derive(Debug, Clone, PartialEq)]
@@ -40,10 +41,12 @@ pub enum Record {
         ops: Vec<ResolvedOp>,
     },
     /// Column-wise upserts ([`super::rows::RowsBatch`]): the payload's first
-    /// column is the profile id, then the table columns at `positions`.
+    /// column is the profile id, then the table columns at `positions`;
+    /// payload column `c` is dictionary-coded when `coded[c]` (empty: none).
     Rows {
         table_id: u32,
         positions: Vec<u16>,
+        coded: Vec<bool>,
         payload: Vec<u8>,
     },
 }
@@ -183,14 +186,20 @@ pub fn resolve_batch(schema: &TableSchema, batch: Batch) -> Result<Vec<ResolvedO
     Ok(ops)
 }
 
-/// The encoding of `Record::Rows { table_id, positions, payload }`, from
-/// borrowed parts (the commit path logs a batch without moving its payload).
-pub fn encode_rows(table_id: u32, positions: &[u16], payload: &[u8]) -> Vec<u8> {
-    let mut w = ByteWriter::with_capacity(payload.len() + 7 + 2 * positions.len());
-    w.u8(REC_ROWS);
+/// The encoding of `Record::Rows { table_id, positions, coded, payload }`,
+/// from borrowed parts (the commit path logs a batch without moving its
+/// payload): type 4 when no column is coded (the layout older builds
+/// wrote), else type 5 with a flag byte per payload column.
+pub fn encode_rows(table_id: u32, positions: &[u16], coded: &[bool], payload: &[u8]) -> Vec<u8> {
+    let any_coded = coded.iter().any(|c| *c);
+    let mut w = ByteWriter::with_capacity(payload.len() + 8 + 3 * positions.len());
+    w.u8(if any_coded { REC_CODED_ROWS } else { REC_ROWS });
     w.u32(table_id);
     w.u16(positions.len() as u16);
     positions.iter().for_each(|p| w.u16(*p));
+    if any_coded {
+        (0..=positions.len()).for_each(|c| w.u8(u8::from(coded.get(c) == Some(&true))));
+    }
     w.bytes(payload);
     w.into_inner()
 }
@@ -377,8 +386,9 @@ impl Record {
             Record::Rows {
                 table_id,
                 positions,
+                coded,
                 payload,
-            } => return encode_rows(*table_id, positions, payload),
+            } => return encode_rows(*table_id, positions, coded, payload),
         }
         w.into_inner()
     }
@@ -438,16 +448,28 @@ impl Record {
                 }
                 Record::Write { table_id, ops }
             }
-            REC_ROWS => {
+            kind @ (REC_ROWS | REC_CODED_ROWS) => {
                 let table_id = r.u32("table id")?;
                 let n = r.u16("column count")? as usize;
                 let positions = (0..n)
                     .map(|_| r.u16("column position"))
                     .collect::<std::result::Result<Vec<_>, _>>()?;
+                let mut coded = Vec::new();
+                if kind == REC_CODED_ROWS {
+                    for _ in 0..=n {
+                        let at = r.offset();
+                        coded.push(match r.u8("column coding")? {
+                            0 => false,
+                            1 => true,
+                            b => return Err(DecodeError::new(at, format!("column coding {b}"))),
+                        });
+                    }
+                }
                 let payload = r.take(r.remaining(), "rows payload")?.to_vec();
                 Record::Rows {
                     table_id,
                     positions,
+                    coded,
                     payload,
                 }
             }
@@ -563,14 +585,31 @@ mod tests {
         assert_eq!(positions, vec![2, 0]);
         let record = Record::Rows {
             table_id: 3,
-            positions,
+            positions: positions.clone(),
+            coded: vec![],
             payload: batch.payload().to_vec(),
         };
         let bytes = record.encode();
+        assert_eq!(bytes[0], REC_ROWS);
         assert_eq!(Record::decode(&bytes, 0).unwrap(), record);
         for cut in 0..7 {
             assert!(Record::decode(&bytes[..cut], 0).is_err());
         }
+        // A coded column makes it a type 5 record with a flag per payload column.
+        let coded = Record::Rows {
+            table_id: 3,
+            positions,
+            coded: vec![false, false, true],
+            payload: batch.payload().to_vec(),
+        };
+        let bytes = coded.encode();
+        assert_eq!(bytes[0], REC_CODED_ROWS);
+        assert_eq!(Record::decode(&bytes, 0).unwrap(), coded);
+        let flag_at = 1 + 4 + 2 + 2 * 2 + 2;
+        assert_eq!(bytes[flag_at], 1);
+        let mut bad = bytes.clone();
+        bad[flag_at] = 2;
+        assert!(Record::decode(&bad, 0).is_err());
         let refuse = |columns: Vec<(&str, ColumnType)>| {
             let columns: Vec<(String, ColumnType)> = columns
                 .into_iter()

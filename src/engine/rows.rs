@@ -18,13 +18,16 @@
 use super::error::{Error, Result};
 use super::record::{MAX_ID_BYTES, MAX_TEXT_BYTES};
 use super::value::Value;
-use crate::storage::columnar::{parse_rows, ColumnView, RowsEncoder, RowsView};
+use crate::storage::columnar::{parse_coded_rows, ColumnView, RowsEncoder, RowsView};
 use crate::storage::schema::ColumnType;
+use std::collections::HashMap;
 
 /// Profiles to upsert, column by column.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RowsBatch {
     columns: Vec<(String, ColumnType)>,
+    /// Payload column `c` is dictionary-coded when `coded[c]` (empty: none).
+    coded: Vec<bool>,
     rows: usize,
     payload: Vec<u8>,
 }
@@ -41,14 +44,52 @@ impl RowsBatch {
         Ok(RowsBatch {
             rows,
             columns,
+            coded: Vec::new(),
             payload,
         })
+    }
+
+    /// The same batch whose payload column `c` is dictionary-coded when
+    /// `coded[c]` (docs/protocol.md, InsertRows version 3): at most one flag
+    /// per payload column, never the profile id column, only TEXT and
+    /// SET<TEXT> columns.
+    pub fn with_coded(mut self, coded: Vec<bool>) -> Result<Self> {
+        if coded.len() > self.columns.len() + 1 {
+            return Err(Error::InvalidWrite(format!(
+                "{} column codings for {} payload columns",
+                coded.len(),
+                self.columns.len() + 1
+            )));
+        }
+        if coded.first() == Some(&true) {
+            return Err(Error::InvalidWrite(
+                "the profile id column cannot be dictionary-coded".into(),
+            ));
+        }
+        for ((name, ty), c) in self.columns.iter().zip(coded.iter().skip(1)) {
+            if *c && !matches!(ty, ColumnType::Text | ColumnType::TextSet) {
+                return Err(Error::InvalidWrite(format!(
+                    "column {name} is {ty}; only TEXT and SET<TEXT> columns can be dictionary-coded"
+                )));
+            }
+        }
+        self.coded = if coded.iter().any(|c| *c) {
+            coded
+        } else {
+            Vec::new()
+        };
+        Ok(self)
+    }
+
+    /// Which payload columns are dictionary-coded (empty: none).
+    pub fn coded(&self) -> &[bool] {
+        &self.coded
     }
 
     /// Parses and checks every value: the rows as the commit applies them.
     pub fn view(&self) -> Result<RowsView<'_>> {
         let types = payload_types(self.columns.iter().map(|(_, t)| *t));
-        let view = parse_rows(&types, &self.payload, 0).map_err(|e| {
+        let view = parse_coded_rows(&types, &self.coded, &self.payload, 0).map_err(|e| {
             Error::InvalidWrite(format!(
                 "bad rows payload at byte {}: {}",
                 e.offset, e.reason
@@ -63,7 +104,54 @@ impl RowsBatch {
         columns: Vec<(String, ColumnType)>,
         rows: &[(String, Vec<Value>)],
     ) -> Result<Self> {
+        Self::encode_values(columns, rows, false)
+    }
+
+    /// [`RowsBatch::from_values`] with every TEXT and SET<TEXT> column
+    /// dictionary-coded (its distinct values in order of first appearance).
+    pub fn from_values_coded(
+        columns: Vec<(String, ColumnType)>,
+        rows: &[(String, Vec<Value>)],
+    ) -> Result<Self> {
+        Self::encode_values(columns, rows, true)
+    }
+
+    fn encode_values(
+        columns: Vec<(String, ColumnType)>,
+        rows: &[(String, Vec<Value>)],
+        coded: bool,
+    ) -> Result<Self> {
         let mut e = RowsEncoder::new(columns.len() + 1);
+        // Per coded column: each distinct text's code.
+        let mut codes: Vec<Option<HashMap<&str, u32>>> = columns
+            .iter()
+            .map(|(_, ty)| {
+                (coded && matches!(ty, ColumnType::Text | ColumnType::TextSet)).then(HashMap::new)
+            })
+            .collect();
+        for (_, values) in rows {
+            for (code_of, v) in codes.iter_mut().zip(values) {
+                let (Some(code_of), Value::Text(_) | Value::Set(_)) = (code_of, v) else {
+                    continue;
+                };
+                let texts: Box<dyn Iterator<Item = &str>> = match v {
+                    Value::Text(s) => Box::new(std::iter::once(s.as_str())),
+                    Value::Set(tags) => Box::new(tags.iter().map(String::as_str)),
+                    _ => Box::new(std::iter::empty()),
+                };
+                for t in texts {
+                    let next = code_of.len() as u32;
+                    code_of.entry(t).or_insert(next);
+                }
+            }
+        }
+        for (c, code_of) in codes.iter().enumerate() {
+            if let Some(code_of) = code_of {
+                let mut entries: Vec<(&str, u32)> = code_of.iter().map(|(t, c)| (*t, *c)).collect();
+                entries.sort_unstable_by_key(|(_, code)| *code);
+                e.dictionary(c + 1, entries.into_iter().map(|(t, _)| t));
+            }
+        }
         for (id, values) in rows {
             if values.len() != columns.len() {
                 return Err(Error::InvalidWrite(format!(
@@ -74,32 +162,50 @@ impl RowsBatch {
             }
             e.text(0, id);
             for (c, ((name, ty), v)) in columns.iter().zip(values).enumerate() {
-                match (ty, v) {
-                    (_, Value::Null) => e.null(c + 1),
-                    (ColumnType::Text, Value::Text(s)) => e.text(c + 1, s),
-                    (ColumnType::TextSet, Value::Set(tags)) => {
-                        e.set(c + 1, tags.iter().map(String::as_str))
+                match (ty, v, &codes[c]) {
+                    (_, Value::Null, _) => e.null(c + 1),
+                    (ColumnType::Text, Value::Text(s), Some(code_of)) => {
+                        e.code(c + 1, code_of[s.as_str()])
                     }
-                    (ColumnType::Int, Value::Int(v))
-                    | (ColumnType::Timestamp, Value::Timestamp(v) | Value::Int(v)) => {
-                        e.int(c + 1, *v)
+                    (ColumnType::TextSet, Value::Set(tags), Some(code_of)) => {
+                        e.codes(c + 1, tags.iter().map(|t| code_of[t.as_str()]))
                     }
-                    (ColumnType::Float, Value::Float(v)) => e.float(c + 1, *v),
-                    (ColumnType::Float, Value::Int(v)) => e.float(c + 1, *v as f64),
-                    (ColumnType::Bool, Value::Bool(v)) => e.bool(c + 1, *v),
-                    (ty, v) => {
-                        return Err(Error::TypeMismatch {
-                            column: name.clone(),
-                            expected: *ty,
-                            found: v.describe(),
-                        })
-                    }
+                    (ty, v, _) => Self::encode_plain(&mut e, c + 1, name, *ty, v)?,
                 }
             }
         }
-        let batch = Self::from_payload(columns, e.finish())?;
+        let coded_columns = e.coded();
+        let batch = Self::from_payload(columns, e.finish())?.with_coded(coded_columns)?;
         batch.view()?;
         Ok(batch)
+    }
+
+    /// Writes `v` as a plain cell of column `c` (named `name`, of type `ty`).
+    fn encode_plain(
+        e: &mut RowsEncoder,
+        c: usize,
+        name: &str,
+        ty: ColumnType,
+        v: &Value,
+    ) -> Result<()> {
+        match (ty, v) {
+            (_, Value::Null) => e.null(c),
+            (ColumnType::Text, Value::Text(s)) => e.text(c, s),
+            (ColumnType::TextSet, Value::Set(tags)) => e.set(c, tags.iter().map(String::as_str)),
+            (ColumnType::Int, Value::Int(v))
+            | (ColumnType::Timestamp, Value::Timestamp(v) | Value::Int(v)) => e.int(c, *v),
+            (ColumnType::Float, Value::Float(v)) => e.float(c, *v),
+            (ColumnType::Float, Value::Int(v)) => e.float(c, *v as f64),
+            (ColumnType::Bool, Value::Bool(v)) => e.bool(c, *v),
+            (ty, v) => {
+                return Err(Error::TypeMismatch {
+                    column: name.to_string(),
+                    expected: ty,
+                    found: v.describe(),
+                })
+            }
+        }
+        Ok(())
     }
 
     pub fn rows(&self) -> usize {
@@ -153,12 +259,11 @@ pub(crate) fn check_view<'n>(view: &RowsView<'_>, name: impl Fn(usize) -> &'n st
         }
     }
     for (c, column) in view.columns.iter().enumerate().skip(1) {
-        let long = match column {
-            ColumnView::Text(v) => v.iter().flatten().map(|s| s.len()).max(),
-            ColumnView::TextSet { tags, .. } => tags.iter().map(|s| s.len()).max(),
-            _ => None,
-        }
-        .filter(|len| *len > MAX_TEXT_BYTES);
+        let long = column
+            .texts()
+            .map(str::len)
+            .max()
+            .filter(|len| *len > MAX_TEXT_BYTES);
         if let Some(len) = long {
             return Err(Error::InvalidWrite(format!(
                 "value of {len} bytes for column {} is longer than the {MAX_TEXT_BYTES} allowed",

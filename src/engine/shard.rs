@@ -21,7 +21,7 @@ use crate::storage::block::{
 };
 use crate::storage::bsi::{add_rows, Bsi};
 use crate::storage::codec::ByteWriter;
-use crate::storage::columnar::ColumnView;
+use crate::storage::columnar::{ColumnView, NO_CODE};
 use crate::storage::dictionary::Dictionary;
 use crate::storage::error::{Result, StorageError};
 use crate::storage::keys::encode_keys;
@@ -685,22 +685,40 @@ fn push_view_values(
             rows.iter()
                 .map(|&i| src[i].map_or(NULL_ID, |s| index.intern(s))),
         ),
+        (BlockValues::Text(out), Some(ColumnView::CodedText { dict, codes })) => {
+            let mut code_ids = CodeIds::new(dict);
+            out.extend(rows.iter().map(|&i| match codes[i] {
+                NO_CODE => NULL_ID,
+                code => code_ids.id(index, code),
+            }))
+        }
         (
             BlockValues::Set {
                 counts,
                 starts,
                 ids,
             },
-            Some(view @ ColumnView::TextSet { sets, .. }),
+            Some(view @ (ColumnView::TextSet { .. } | ColumnView::CodedSet { .. })),
         ) => {
+            let mut code_ids = match view {
+                ColumnView::CodedSet { dict, .. } => CodeIds::new(dict),
+                _ => CodeIds::new(&[]),
+            };
             for &i in rows {
                 starts.push(ids.len() as u32);
-                if sets[i].is_none() {
+                if view.is_null(i) {
                     counts.push(NULL_ID);
                     continue;
                 }
                 let from = ids.len();
-                ids.extend(view.tags(i).iter().map(|t| index.intern(t)));
+                match view {
+                    ColumnView::CodedSet { sets, codes, .. } => {
+                        let (a, b) = sets[i].unwrap_or((0, 0));
+                        let row_codes = &codes[a as usize..b as usize];
+                        ids.extend(row_codes.iter().map(|&c| code_ids.id(index, c)));
+                    }
+                    _ => ids.extend(view.tags(i).map(|t| index.intern(t))),
+                }
                 ids[from..].sort_unstable();
                 let mut kept = from;
                 for r in from..ids.len() {
@@ -727,6 +745,35 @@ fn push_view_values(
             debug_assert!(view.is_none(), "view column does not fit its tail column");
             rows.iter().for_each(|_| push_null(values));
         }
+    }
+}
+
+/// The column-dictionary ids of a coded view's entries, each interned on
+/// its first use (so a batch costs one dictionary lookup per entry used,
+/// not one per value).
+struct CodeIds<'d, 'a> {
+    dict: &'d [&'a str],
+    ids: Vec<u32>,
+}
+
+impl<'d, 'a> CodeIds<'d, 'a> {
+    /// Marks an entry not interned yet: no column dictionary holds 2^32 values.
+    const UNSEEN: u32 = u32::MAX;
+
+    fn new(dict: &'d [&'a str]) -> Self {
+        CodeIds {
+            dict,
+            ids: vec![Self::UNSEEN; dict.len()],
+        }
+    }
+
+    /// The id of entry `code` (below the dictionary's length: checked when parsed).
+    fn id(&mut self, index: &mut ColumnIndex, code: u32) -> u32 {
+        let slot = &mut self.ids[code as usize];
+        if *slot == Self::UNSEEN {
+            *slot = index.intern(self.dict[code as usize]);
+        }
+        *slot
     }
 }
 

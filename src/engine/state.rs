@@ -16,7 +16,7 @@ use super::rows::{check_view, payload_types};
 use super::shard::{shard_of, ShardState};
 use super::table::{IdHash, TableState};
 use super::value::Change;
-use crate::storage::columnar::{parse_rows, ColumnView, RowsView};
+use crate::storage::columnar::{parse_coded_rows, ColumnView, RowsView};
 use crate::storage::hash::FastMap;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -87,6 +87,7 @@ impl DbState {
             Record::Rows {
                 table_id,
                 positions,
+                coded,
                 payload,
             } => {
                 let table = self
@@ -95,7 +96,7 @@ impl DbState {
                     .find(|t| t.id == *table_id)
                     .ok_or_else(|| Error::TableNotFound(format!("#{table_id}")))?;
                 let table = Arc::make_mut(table);
-                let view = parse_logged_rows(table, positions, payload)?;
+                let view = parse_logged_rows(table, positions, coded, payload)?;
                 apply_rows(table, lsn, positions, &view)?
             }
         };
@@ -281,6 +282,7 @@ fn apply_write(table: &mut TableState, lsn: u64, ops: &[ResolvedOp]) -> Result<W
 fn parse_logged_rows<'a>(
     table: &TableState,
     positions: &[u16],
+    coded: &[bool],
     payload: &'a [u8],
 ) -> Result<RowsView<'a>> {
     let mut types = Vec::with_capacity(positions.len());
@@ -291,7 +293,8 @@ fn parse_logged_rows<'a>(
             .ok_or_else(|| Error::Internal(format!("column position {p} is out of range")))?;
         types.push(*ty);
     }
-    let view = parse_rows(&payload_types(types.into_iter()), payload, 0).map_err(|e| {
+    let types = payload_types(types.into_iter());
+    let view = parse_coded_rows(&types, coded, payload, 0).map_err(|e| {
         Error::Internal(format!(
             "rows record does not parse at byte {}: {}",
             e.offset, e.reason
@@ -406,16 +409,18 @@ fn add_events(current: &Cell, added: Cell) -> Cell {
 /// The cell row `i` of `view` sets in a column indexed by `index`.
 fn view_cell(index: &mut ColumnIndex, view: &ColumnView<'_>, i: usize) -> Cell {
     match view {
-        ColumnView::Text(v) => v[i].map_or(Cell::Null, |s| Cell::Text(index.intern(s))),
-        ColumnView::TextSet { sets, .. } => match sets[i] {
-            None => Cell::Null,
-            Some(_) => {
-                let mut ids: Vec<u32> = view.tags(i).iter().map(|t| index.intern(t)).collect();
-                ids.sort_unstable();
-                ids.dedup();
-                Cell::Set(ids.into_boxed_slice())
+        ColumnView::Text(_) | ColumnView::CodedText { .. } => view
+            .text(i)
+            .map_or(Cell::Null, |s| Cell::Text(index.intern(s))),
+        ColumnView::TextSet { .. } | ColumnView::CodedSet { .. } => {
+            if view.is_null(i) {
+                return Cell::Null;
             }
-        },
+            let mut ids: Vec<u32> = view.tags(i).map(|t| index.intern(t)).collect();
+            ids.sort_unstable();
+            ids.dedup();
+            Cell::Set(ids.into_boxed_slice())
+        }
         ColumnView::Int(v) => v[i].map_or(Cell::Null, Cell::Int),
         ColumnView::Float(v) => v[i].map_or(Cell::Null, Cell::Float),
         ColumnView::Bool(v) => v[i].map_or(Cell::Null, Cell::Bool),

@@ -478,9 +478,15 @@ pub fn copy_in(
         let mut enc = RowsEncoder::new(infos.len());
         transpose(cells, &order, &mut enc)
             .map_err(|e| PgErrorResponse::new(super::errors::INTERNAL, e))?;
-        let n =
-            crate::server::insert_rows(db, principal, &schema.name, infos.clone(), enc.finish())
-                .map_err(query_error)?;
+        let n = crate::server::insert_rows(
+            db,
+            principal,
+            &schema.name,
+            infos.clone(),
+            &[],
+            enc.finish(),
+        )
+        .map_err(query_error)?;
         loaded += n;
         cells.clear();
         *rows = 0;

@@ -8,8 +8,11 @@ use crate::storage::schema::ColumnType;
 /// The magic bytes that open a Hello.
 pub const MAGIC: &[u8; 6] = b"COHORT";
 /// The newest protocol version this build speaks (it speaks 1 too).
-/// Version 2 added InsertRows.
-pub const PROTOCOL_VERSION: u16 = 2;
+/// Version 2 added InsertRows; version 3 its dictionary-coded columns.
+pub const PROTOCOL_VERSION: u16 = 3;
+
+/// Set in an InsertRows column's type byte: the column is dictionary-coded.
+pub const CODED_COLUMN: u8 = 0x80;
 
 pub const HELLO: u8 = 0x01;
 pub const QUERY: u8 = 0x02;
@@ -52,10 +55,13 @@ pub enum Message {
     },
     Goodbye,
     /// Column-wise upserts into `table`: `columns` are the profile id column
-    /// then table columns; `rows` is a RowBatch-encoded payload of them.
+    /// then table columns; `rows` is a RowBatch-encoded payload of them, in
+    /// which column `c` is dictionary-coded when `coded[c]` (version 3;
+    /// empty or all false: none).
     InsertRows {
         table: String,
         columns: Vec<ColumnInfo>,
+        coded: Vec<bool>,
         rows: Vec<u8>,
     },
     Welcome {
@@ -119,10 +125,20 @@ impl Message {
             Message::InsertRows {
                 table,
                 columns,
+                coded,
                 rows,
             } => {
                 w.str(table);
-                encode_columns(&mut w, columns);
+                w.u16(columns.len() as u16);
+                for (i, c) in columns.iter().enumerate() {
+                    w.str(&c.name);
+                    let flag = if coded.get(i) == Some(&true) {
+                        CODED_COLUMN
+                    } else {
+                        0
+                    };
+                    w.u8(c.ty.code() | flag);
+                }
                 w.bytes(rows);
                 INSERT_ROWS
             }
@@ -215,11 +231,16 @@ impl Message {
                 statement: r.u32("statement").map_err(e)?,
                 columns: decode_columns(&mut r)?,
             },
-            INSERT_ROWS => Message::InsertRows {
-                table: r.str("table name").map_err(e)?.to_string(),
-                columns: decode_columns(&mut r)?,
-                rows: r.take(r.remaining(), "rows").map_err(e)?.to_vec(),
-            },
+            INSERT_ROWS => {
+                let table = r.str("table name").map_err(e)?.to_string();
+                let (columns, coded) = decode_insert_columns(&mut r)?;
+                Message::InsertRows {
+                    table,
+                    columns,
+                    coded,
+                    rows: r.take(r.remaining(), "rows").map_err(e)?.to_vec(),
+                }
+            }
             PONG => Message::Pong,
             COMPLETE => Message::Complete {
                 statement: r.u32("statement").map_err(e)?,
@@ -256,17 +277,33 @@ fn encode_columns(w: &mut ByteWriter, columns: &[ColumnInfo]) {
 }
 
 fn decode_columns(r: &mut ByteReader<'_>) -> Result<Vec<ColumnInfo>, String> {
+    let (columns, coded) = decode_insert_columns(r)?;
+    match coded.is_empty() {
+        true => Ok(columns),
+        false => Err(format!("unknown column type {}", CODED_COLUMN | 1)),
+    }
+}
+
+/// An InsertRows column list: the columns and, if any type byte carries
+/// [`CODED_COLUMN`], which are dictionary-coded (else empty).
+fn decode_insert_columns(r: &mut ByteReader<'_>) -> Result<(Vec<ColumnInfo>, Vec<bool>), String> {
     let e = |e: crate::storage::error::DecodeError| format!("{} (at byte {})", e.reason, e.offset);
     let n = r.u16("column count").map_err(e)? as usize;
     let mut columns = Vec::with_capacity(n.min(r.remaining() / 5));
+    let mut coded = Vec::with_capacity(n.min(r.remaining() / 5));
     for _ in 0..n {
         let name = r.str("column name").map_err(e)?.to_string();
-        let code = r.u8("column type").map_err(e)?;
+        let byte = r.u8("column type").map_err(e)?;
+        let code = byte & !CODED_COLUMN;
         let ty =
-            ColumnType::from_code(code).ok_or_else(|| format!("unknown column type {code}"))?;
+            ColumnType::from_code(code).ok_or_else(|| format!("unknown column type {byte}"))?;
         columns.push(ColumnInfo { name, ty });
+        coded.push(byte & CODED_COLUMN != 0);
     }
-    Ok(columns)
+    if !coded.iter().any(|c| *c) {
+        coded.clear();
+    }
+    Ok((columns, coded))
 }
 
 #[cfg(test)]
@@ -323,6 +360,22 @@ mod tests {
                         ty: ColumnType::Int,
                     },
                 ],
+                coded: vec![],
+                rows: vec![0, 0, 0, 0],
+            },
+            Message::InsertRows {
+                table: "profiles".into(),
+                columns: vec![
+                    ColumnInfo {
+                        name: "id".into(),
+                        ty: ColumnType::Text,
+                    },
+                    ColumnInfo {
+                        name: "tags".into(),
+                        ty: ColumnType::TextSet,
+                    },
+                ],
+                coded: vec![false, true],
                 rows: vec![0, 0, 0, 0],
             },
             Message::Pong,
@@ -373,5 +426,31 @@ mod tests {
         }
         assert!(Message::decode(0x7f, &[]).is_err());
         assert!(Message::decode(HELLO, b"NOTCOH\x01\x00").is_err());
+    }
+
+    #[test]
+    fn only_insert_rows_columns_may_carry_the_coded_bit() {
+        let coded = all()
+            .into_iter()
+            .find(|m| matches!(m, Message::InsertRows { coded, .. } if !coded.is_empty()))
+            .unwrap();
+        let (_, payload) = coded.encode();
+        // table "profiles", column count, "id" TEXT, "tags" SET<TEXT> | coded
+        let tags_type = 4 + 8 + 2 + 4 + 2 + 1 + 4 + 4;
+        assert_eq!(
+            payload[tags_type],
+            ColumnType::TextSet.code() | CODED_COLUMN
+        );
+        let schema = Message::Schema {
+            statement: 0,
+            columns: vec![ColumnInfo {
+                name: "tags".into(),
+                ty: ColumnType::TextSet,
+            }],
+        };
+        let (kind, mut payload) = schema.encode();
+        let last = payload.len() - 1;
+        payload[last] |= CODED_COLUMN;
+        assert!(Message::decode(kind, &payload).is_err());
     }
 }

@@ -29,11 +29,16 @@ pub fn decode_rows(types: &[ColumnType], payload: &[u8]) -> Result<Vec<Vec<Value
     for (column, ty) in view.columns.iter().zip(types) {
         for (i, row) in rows.iter_mut().enumerate() {
             row.push(match column {
-                ColumnView::Text(v) => v[i].map_or(Value::Null, |s| Value::Text(s.to_string())),
-                ColumnView::TextSet { sets, .. } => match sets[i] {
-                    None => Value::Null,
-                    Some(_) => Value::Set(column.tags(i).iter().map(|t| t.to_string()).collect()),
-                },
+                ColumnView::Text(_) | ColumnView::CodedText { .. } => column
+                    .text(i)
+                    .map_or(Value::Null, |s| Value::Text(s.to_string())),
+                ColumnView::TextSet { .. } | ColumnView::CodedSet { .. } => {
+                    if column.is_null(i) {
+                        Value::Null
+                    } else {
+                        Value::Set(column.tags(i).map(str::to_string).collect())
+                    }
+                }
                 ColumnView::Int(v) => match (v[i], ty) {
                     (None, _) => Value::Null,
                     (Some(x), ColumnType::Timestamp) => Value::Timestamp(x),

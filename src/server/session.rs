@@ -334,14 +334,25 @@ pub(crate) async fn run(
                     .await;
                 return;
             }
+            Message::InsertRows { ref coded, .. } if version < 3 && !coded.is_empty() => {
+                let _ = w
+                    .error(
+                        codes::PROTOCOL,
+                        &format!("dictionary-coded InsertRows columns need protocol version 3; this session said version {version} in its Hello"),
+                    )
+                    .await;
+                return;
+            }
             Message::InsertRows {
                 table,
                 columns,
+                coded,
                 rows,
             } => {
                 let job = Job::InsertRows {
                     table,
                     columns,
+                    coded,
                     rows,
                 };
                 run_request(
@@ -407,6 +418,7 @@ enum Job {
     InsertRows {
         table: String,
         columns: Vec<ColumnInfo>,
+        coded: Vec<bool>,
         rows: Vec<u8>,
     },
 }
@@ -459,8 +471,9 @@ async fn run_request(
                 Job::InsertRows {
                     table,
                     columns,
+                    coded,
                     rows,
-                } => execute_insert(&db, &principal, &table, columns, rows, &tx),
+                } => execute_insert(&db, &principal, &table, (columns, coded), rows, &tx),
             }
         })
     };
@@ -576,12 +589,12 @@ fn execute_insert(
     db: &crate::engine::Database,
     principal: &Principal,
     table: &str,
-    columns: Vec<ColumnInfo>,
+    (columns, coded): (Vec<ColumnInfo>, Vec<bool>),
     rows: Vec<u8>,
     tx: &mpsc::Sender<Message>,
 ) {
     let started = Instant::now();
-    let message = match insert_rows(db, principal, table, columns, rows) {
+    let message = match insert_rows(db, principal, table, columns, &coded, rows) {
         Ok(affected) => Message::Complete {
             statement: 0,
             tag: "INSERT".into(),
@@ -598,6 +611,7 @@ pub(crate) fn insert_rows(
     principal: &Principal,
     table: &str,
     mut columns: Vec<ColumnInfo>,
+    coded: &[bool],
     rows: Vec<u8>,
 ) -> Result<u64, QueryError> {
     let role = principal.role;
@@ -625,7 +639,7 @@ pub(crate) fn insert_rows(
         }
     }
     let named = columns.into_iter().map(|c| (c.name, c.ty)).collect();
-    let batch = crate::engine::RowsBatch::from_payload(named, rows)?;
+    let batch = crate::engine::RowsBatch::from_payload(named, rows)?.with_coded(coded.to_vec())?;
     Ok(db.insert_rows(table, batch)?.upserted)
 }
 

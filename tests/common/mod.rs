@@ -225,7 +225,14 @@ pub fn rows_and_upserts(
             upsert = upsert.set(name, v.clone());
         }
     }
-    let rows = cohortdb::RowsBatch::from_values(named, rows).expect("generated rows fit");
+    // Half the batches dictionary-code their TEXT and SET<TEXT> columns
+    // (protocol version 3): both encodings must apply alike.
+    let rows = if rows.len() % 2 == 1 {
+        cohortdb::RowsBatch::from_values_coded(named, rows)
+    } else {
+        cohortdb::RowsBatch::from_values(named, rows)
+    }
+    .expect("generated rows fit");
     (rows, batch)
 }
 

@@ -349,8 +349,12 @@ mod tests {
         assert_eq!(view.rows, 1);
         Ok(match &view.columns[0] {
             c if c.is_null(0) => "NULL".to_string(),
-            ColumnView::Text(v) => format!("{:?}", v[0].unwrap()),
-            c @ ColumnView::TextSet { .. } => format!("{:?}", c.tags(0)),
+            c @ (ColumnView::Text(_) | ColumnView::CodedText { .. }) => {
+                format!("{:?}", c.text(0).unwrap())
+            }
+            c @ (ColumnView::TextSet { .. } | ColumnView::CodedSet { .. }) => {
+                format!("{:?}", c.tags(0).collect::<Vec<_>>())
+            }
             ColumnView::Int(v) => format!("{}", v[0].unwrap()),
             ColumnView::Float(v) => format!("{:?}", v[0].unwrap()),
             ColumnView::Bool(v) => format!("{}", v[0].unwrap()),

@@ -223,6 +223,17 @@ fn check_queries(report: &Json, expected: &BTreeMap<&'static str, Json>, runs: u
         for key in ["median_ms", "p95_ms", "max_ms"] {
             assert!(q[key].as_f64().is_some_and(|v| v >= 0.0), "{name} {key}");
         }
+        // The server's own time is part of each run's round trip.
+        let wall = q["runs_ms"].as_array().expect("runs_ms");
+        let server = q["server_runs_ms"].as_array().expect("server_runs_ms");
+        assert_eq!(server.len(), wall.len(), "{name}");
+        for (w, s) in wall.iter().zip(server) {
+            let (w, s) = (w.as_f64().expect("ms"), s.as_f64().expect("server ms"));
+            assert!(
+                s > 0.0 && s <= w,
+                "{name}: server {s} ms, round trip {w} ms"
+            );
+        }
     }
     assert_eq!(report["ok"], json!(true));
 }

@@ -2,7 +2,8 @@
 //! object (`--format json`); both carry the same figures.
 //!
 //! Definitions (docs/bench.md): median of the timed runs (mean of the two
-//! middle ones for an even count); p95 by nearest rank (the
+//! middle ones for an even count); the server column is the median of the
+//! server's own time per run (its Complete messages' microseconds); p95 by nearest rank (the
 //! `ceil(0.95 * runs)`-th smallest, so the maximum for fewer than 20 runs);
 //! per-profile memory is the growth of this process's resident set from just
 //! before the first profile was sent (database open, first generated block
@@ -104,6 +105,8 @@ fn query_json(q: &QueryReport) -> Json {
         "median_ms": median,
         "p95_ms": p95,
         "max_ms": max,
+        "server_runs_ms": q.server_ms,
+        "server_median_ms": summary(&q.server_ms).map(|(m, _, _)| m),
     })
 }
 
@@ -226,13 +229,13 @@ pub fn to_table(r: &BenchReport) -> String {
     let runs = r.queries.iter().map(|q| q.runs_ms.len()).max().unwrap_or(0);
     let _ = writeln!(
         s,
-        "queries (ms over {runs} timed run{} after 1 warm-up)",
+        "queries (ms over {runs} timed run{} after 1 warm-up; server: the median of the server's own time)",
         if runs == 1 { "" } else { "s" }
     );
     let _ = writeln!(
         s,
-        "  {:<4} {:<52} {:>10} {:>10} {:>10} {:>10}  check",
-        "", "query", "answer", "median", "p95", "max"
+        "  {:<4} {:<52} {:>10} {:>10} {:>10} {:>10} {:>10}  check",
+        "", "query", "answer", "median", "p95", "max", "server"
     );
     for q in &r.queries {
         let size = q
@@ -243,16 +246,18 @@ pub fn to_table(r: &BenchReport) -> String {
             Some((a, b, c)) => (ms(a), ms(b), ms(c)),
             None => ("-".into(), "-".into(), "-".into()),
         };
+        let server = summary(&q.server_ms).map_or("-".into(), |(m, _, _)| ms(m));
         let check = if q.failure.is_none() { "ok" } else { "WRONG" };
         let _ = writeln!(
             s,
-            "  {:<4} {:<52} {:>10} {:>10} {:>10} {:>10}  {check}",
+            "  {:<4} {:<52} {:>10} {:>10} {:>10} {:>10} {:>10}  {check}",
             q.query.name(),
             q.query.title(),
             size,
             median,
             p95,
-            max
+            max,
+            server
         );
     }
     let _ = writeln!(s);

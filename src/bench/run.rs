@@ -23,7 +23,7 @@ use super::memory::resident;
 use super::queries::{Query, TABLE};
 use super::stream::BlockStream;
 use super::BenchError;
-use crate::client::{Client, ConnectOptions};
+use crate::client::{Client, ConnectOptions, StatementResult};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -104,6 +104,9 @@ pub struct QueryReport {
     pub answer: Result<Answer, String>,
     /// Wall-clock milliseconds of each timed run.
     pub runs_ms: Vec<f64>,
+    /// The server's own milliseconds for each timed run (its Complete
+    /// messages: execution and sending the rows; no parse, no round trip).
+    pub server_ms: Vec<f64>,
     /// What was wrong, if anything (a wrong answer in any run, or an error).
     pub failure: Option<String>,
 }
@@ -426,6 +429,23 @@ fn blocks(
     })
 }
 
+/// The server's milliseconds for one request: each statement's time is its
+/// last result's (the clock runs from the statement's start, so an OVERLAP's
+/// second result includes its first), summed over the statements.
+pub fn server_ms(results: &[StatementResult]) -> f64 {
+    let micros: u64 = results
+        .iter()
+        .enumerate()
+        .filter(|(i, r)| {
+            results
+                .get(i + 1)
+                .is_none_or(|next| next.statement != r.statement)
+        })
+        .map(|(_, r)| r.micros)
+        .sum();
+    micros as f64 / 1000.0
+}
+
 /// One warm-up and `runs` timed executions of `q`, every answer checked.
 fn time_query(client: &mut Client, q: Query, expected: Answer, runs: usize) -> QueryReport {
     let text = q.cohortql();
@@ -435,12 +455,14 @@ fn time_query(client: &mut Client, q: Query, expected: Answer, runs: usize) -> Q
         expected,
         answer: Err("not run".into()),
         runs_ms: Vec::with_capacity(runs),
+        server_ms: Vec::with_capacity(runs),
         failure: None,
     };
     for run in 0..=runs {
         let started = Instant::now();
         let results = client.execute(&text);
         let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let server = results.as_deref().map_or(0.0, server_ms);
         let answer = results
             .map_err(|e| format!("the server refused it: {e}"))
             .and_then(|r| q.answer(r).map_err(|e| format!("unexpected result: {e}")));
@@ -456,6 +478,7 @@ fn time_query(client: &mut Client, q: Query, expected: Answer, runs: usize) -> Q
             report.answer = answer;
         } else {
             report.runs_ms.push(ms);
+            report.server_ms.push(server);
         }
         if failure.is_some() {
             report.failure = failure;
@@ -463,4 +486,30 @@ fn time_query(client: &mut Client, q: Query, expected: Answer, runs: usize) -> Q
         }
     }
     report
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn result(statement: u32, micros: u64) -> StatementResult {
+        StatementResult {
+            statement,
+            micros,
+            ..StatementResult::default()
+        }
+    }
+
+    #[test]
+    fn server_time_counts_each_statement_once_at_its_last_result() {
+        assert_eq!(server_ms(&[]), 0.0);
+        assert_eq!(server_ms(&[result(0, 1500)]), 1.5);
+        // OVERLAP: two results of statement 0, the second's clock includes the first.
+        assert_eq!(server_ms(&[result(0, 700), result(0, 900)]), 0.9);
+        // Two statements, the second with two results.
+        assert_eq!(
+            server_ms(&[result(0, 250), result(1, 400), result(1, 1000)]),
+            1.25
+        );
+    }
 }

@@ -103,10 +103,14 @@ pub enum Event {
 /// The collected result of one statement.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct StatementResult {
+    /// Index of the statement in the request (OVERLAP without MATRIX gives
+    /// two results with the same index).
+    pub statement: u32,
     pub columns: Vec<ColumnInfo>,
     pub rows: Vec<Vec<Value>>,
     pub tag: String,
     pub affected: u64,
+    /// Server time from the statement's start to this result's Complete.
     pub micros: u64,
 }
 
@@ -252,11 +256,12 @@ impl Client {
                 Event::Schema { columns, .. } => current.columns = columns,
                 Event::Rows(rows) => current.rows.extend(rows),
                 Event::Complete {
+                    statement,
                     tag,
                     affected,
                     micros,
-                    ..
                 } => {
+                    current.statement = statement;
                     current.tag = tag;
                     current.affected = affected;
                     current.micros = micros;

@@ -58,6 +58,10 @@
 //! - Storage paths: occasional checkpoints (part files, then overlays on
 //!   top) and reopens (with and without a checkpoint on close: WAL replay),
 //!   and some tables of thousands of profiles.
+//! - Shards: a shard holds 2^20 rows, more than the generated tables, so a
+//!   second test runs seeds whose table is pushed into a second shard a
+//!   third of the way in (a shard's worth of profiles inserted and deleted;
+//!   rows are not reused): every later answer merges two shards' parts.
 //! - Spelling: ISO-8601 timestamps in several forms (`Z`, offset, no zone,
 //!   date only, no seconds) and as `TIMESTAMP '...'`, integers for FLOAT and
 //!   TIMESTAMP columns, floats with exponents, strings with quotes,
@@ -70,6 +74,7 @@
 //! ```sh
 //! COHORT_DIFF_CASES=20 cargo test --release --test cohortql_differential   # 20x the seeds
 //! COHORT_DIFF_SEED=1234 cargo test --test cohortql_differential           # one seed
+//! COHORT_DIFF_TWO_SHARD_SEED=1234 cargo test --test cohortql_differential  # one two-shard seed
 //! COHORT_DIFF_VERBOSE=1 ...                      # print every query and the engine's answer
 //! ```
 //!
@@ -106,6 +111,12 @@ const STEPS_PER_SEED: usize = 120;
 const ANALYST_QUERIES: f64 = 0.25;
 /// The first seed; seed `i` is `BASE_SEED + i`.
 const BASE_SEED: u64 = 0xC0_4027;
+/// Seeds (times `COHORT_DIFF_CASES`) whose table spans two shards, and
+/// their first seed.
+const TWO_SHARD_SEEDS: u64 = 4;
+const TWO_SHARD_BASE_SEED: u64 = 0x25_4A4D;
+/// Steps per two-shard seed.
+const TWO_SHARD_STEPS: usize = 60;
 
 fn options(checkpoint_on_close: bool) -> Options {
     Options {
@@ -190,6 +201,8 @@ struct Case {
     checkpoint_on_close: bool,
     /// Successful EXPORTs so far: the rows `_exports` must hold.
     exports: usize,
+    /// The variable that reruns this seed alone.
+    rerun_env: &'static str,
 }
 
 impl Case {
@@ -218,6 +231,7 @@ impl Case {
             informative: 0,
             checkpoint_on_close,
             exports: 0,
+            rerun_env: "COHORT_DIFF_SEED",
         };
         if verbose() {
             eprintln!("[seed {seed}] {create}");
@@ -242,10 +256,11 @@ impl Case {
         };
         panic!(
             "CohortQL differential mismatch: seed {seed} step {step} \
-             (rerun: COHORT_DIFF_SEED={seed} cargo test --test cohortql_differential)\n\
+             (rerun: {env}={seed} cargo test --test cohortql_differential)\n\
              schema: {create}\nSQL: {sql}\n{detail}\n\
              statements before it (writes, checkpoints, reopens): {saved}",
             seed = self.seed,
+            env = self.rerun_env,
             step = self.step,
             create = self.create,
         );
@@ -462,6 +477,46 @@ impl Case {
         }
     }
 
+    /// Fills the rest of the table's first shard with profiles and deletes
+    /// them again. Rows are never reused, so the profiles written before
+    /// stay in the first shard and new ones get rows in the second: every
+    /// query from here on merges two shards' answers.
+    fn spread_over_two_shards(&mut self) {
+        let table = self.gen.schema.table.clone();
+        // One more than a shard holds: the last is in the second shard
+        // whatever the table held before.
+        let fillers = cohortdb::engine::SHARD_ROWS as usize + 1;
+        let ids: Vec<String> = (0..fillers).map(|i| format!("filler{i}")).collect();
+        for chunk in ids.chunks(100_000) {
+            let rows: Vec<(String, Vec<Value>)> =
+                chunk.iter().map(|id| (id.clone(), Vec::new())).collect();
+            let batch = match cohortdb::engine::RowsBatch::from_values(Vec::new(), &rows) {
+                Ok(b) => b,
+                Err(e) => self.fail("-- filler rows", format!("encoding fillers failed: {e}")),
+            };
+            if let Err(e) = self.db().insert_rows(&table, batch) {
+                self.fail("-- filler rows", format!("inserting fillers failed: {e}"));
+            }
+            let mut delete = cohortdb::Batch::new();
+            for id in chunk {
+                delete.delete(id.clone());
+            }
+            if let Err(e) = self.db().write(&table, delete) {
+                self.fail("-- filler rows", format!("deleting fillers failed: {e}"));
+            }
+        }
+        let shards = self.db().snapshot().table(&table).map(|t| t.shard_count());
+        if !matches!(shards, Ok(2)) {
+            self.fail(
+                "-- filler rows",
+                format!("expected 2 shards, got {shards:?}"),
+            );
+        }
+        self.log.push(format!(
+            "-- {fillers} filler profiles inserted and deleted (the next rows are in shard 1)"
+        ));
+    }
+
     /// A checkpoint, unless it would expire events (see [`Schema::expiry_risk`]).
     fn checkpoint(&mut self) {
         if self.gen.schema.expiry_risk() {
@@ -509,7 +564,10 @@ impl Case {
     }
 
     /// Returns (write statements, queries, informative queries).
-    fn run(mut self, steps: usize) -> (u64, u64, u64) {
+    fn run(mut self, steps: usize, two_shards: bool) -> (u64, u64, u64) {
+        if two_shards {
+            self.rerun_env = "COHORT_DIFF_TWO_SHARD_SEED";
+        }
         for w in self.gen.bulk_load() {
             self.write(&[w]);
         }
@@ -518,6 +576,10 @@ impl Case {
         }
         for step in 0..steps {
             self.step = step;
+            // A third of the way in: the rows so far stay in the first shard.
+            if two_shards && step == steps / 3 {
+                self.spread_over_two_shards();
+            }
             match self.gen.rng.random_range(0..100) {
                 0..=54 => {
                     let w = self.gen.write();
@@ -574,6 +636,27 @@ fn random_cohortql_agrees_with_the_model() {
             (0..n).map(|i| BASE_SEED + i).collect()
         }
     };
+    run_seeds(&seeds, STEPS_PER_SEED, false);
+}
+
+/// The same over tables whose profiles sit in two shards (a shard holds
+/// 2^20 rows, more than the generated tables have): how shards' partial
+/// answers merge (counts, groups, OVERLAP regions, TOP's counts and base
+/// counts, rankings and limits).
+#[test]
+fn random_cohortql_agrees_with_the_model_across_two_shards() {
+    let seeds: Vec<u64> = match env_u64("COHORT_DIFF_TWO_SHARD_SEED") {
+        Some(seed) => vec![seed],
+        None => {
+            let n = TWO_SHARD_SEEDS * env_u64("COHORT_DIFF_CASES").unwrap_or(1).max(1);
+            (0..n).map(|i| TWO_SHARD_BASE_SEED + i).collect()
+        }
+    };
+    run_seeds(&seeds, TWO_SHARD_STEPS, true);
+}
+
+/// Runs `seeds` on all cores, `steps` each; stops at the first failure.
+fn run_seeds(seeds: &[u64], steps: usize, two_shards: bool) {
     let started = Instant::now();
     let next = AtomicUsize::new(0);
     let failed = AtomicBool::new(false);
@@ -600,7 +683,7 @@ fn random_cohortql_agrees_with_the_model() {
                     let Some(&seed) = seeds.get(next.fetch_add(1, Ordering::Relaxed)) else {
                         break;
                     };
-                    let (s, q, i) = Case::new(seed).run(STEPS_PER_SEED);
+                    let (s, q, i) = Case::new(seed).run(steps, two_shards);
                     statements.fetch_add(s, Ordering::Relaxed);
                     queries.fetch_add(q, Ordering::Relaxed);
                     informative.fetch_add(i, Ordering::Relaxed);
@@ -609,7 +692,8 @@ fn random_cohortql_agrees_with_the_model() {
         }
     });
     eprintln!(
-        "cohortql differential: {} seeds, {} write statements, {} queries ({} with a non-empty answer) in {:.1?}",
+        "cohortql differential{}: {} seeds, {} write statements, {} queries ({} with a non-empty answer) in {:.1?}",
+        if two_shards { " (two shards)" } else { "" },
         seeds.len(),
         statements.load(Ordering::Relaxed),
         queries.load(Ordering::Relaxed),

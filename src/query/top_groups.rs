@@ -26,7 +26,7 @@ use roaring::{MultiOps, RoaringBitmap};
 use std::collections::HashMap;
 
 /// Values counted in the first round; each round counts twice as many.
-const FIRST_ROUND: usize = 32;
+pub(super) const FIRST_ROUND: usize = 32;
 
 /// The key column and n when a grouped query has the shape this module
 /// answers: one TEXT or SET<TEXT> key, only the key and COUNT(*) as
@@ -87,7 +87,7 @@ pub fn groups(
     count_top(schema, &shard_rows, column, outputs, n, FIRST_ROUND)
 }
 
-fn worker_failed() -> QueryError {
+pub(super) fn worker_failed() -> QueryError {
     QueryError::Limit("a query worker thread failed".into())
 }
 
@@ -101,60 +101,20 @@ fn count_top(
     n: u64,
     first_round: usize,
 ) -> QueryResult<Groups> {
-    // Each value's bitmap size over the shards: what it may count at most.
-    let mut bound: HashMap<String, u64> = HashMap::new();
-    for s in shard_rows {
-        for (v, b) in s.shard.values(column) {
-            *bound.entry(v.to_string()).or_default() += b.len();
-        }
-    }
-    let mut by_size: Vec<(String, u64)> = bound.into_iter().collect();
-    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    // Rounds: count the next values in every shard, until none left can
-    // reach the n-th count.
-    let mut counts: Vec<(String, u64)> = Vec::new();
+    let shards: Vec<&ShardSnapshot> = shard_rows.iter().map(|s| &s.shard).collect();
+    let counted = largest_first(&shards, column, n, 1, first_round, |s, bitmaps| {
+        bitmaps
+            .iter()
+            .map(|b| b.map_or(0, |b| shard_rows[s].rows.intersection_len(b)))
+            .collect()
+    })?;
     // Per shard: whether a counted value holds every row of it (then a
     // SET column's NULL group there is empty).
     let mut covered = vec![false; shard_rows.len()];
-    let mut next = 0;
-    let mut round = first_round.max(1);
-    while next < by_size.len() {
-        let threshold = nth_largest(&counts, n);
-        let end = (next..by_size.len())
-            .take(round)
-            .take_while(|&i| by_size[i].1 >= threshold)
-            .last()
-            .map_or(next, |i| i + 1);
-        if end == next {
-            break;
+    for (_, per_shard) in &counted {
+        for (s, count) in per_shard.iter().enumerate() {
+            covered[s] |= *count == shard_rows[s].rows.len();
         }
-        let values = &by_size[next..end];
-        let per: Vec<Vec<u64>> = crate::parallel::map(
-            shard_rows,
-            |s| {
-                Ok(values
-                    .iter()
-                    .map(|(v, _)| {
-                        s.shard
-                            .value_bitmap(column, v)
-                            .map_or(0, |b| s.rows.intersection_len(b))
-                    })
-                    .collect())
-            },
-            worker_failed,
-        )?;
-        for (i, (value, _)) in values.iter().enumerate() {
-            let mut total = 0;
-            for (s, shard_counts) in per.iter().enumerate() {
-                total += shard_counts[i];
-                covered[s] |= shard_counts[i] == shard_rows[s].rows.len();
-            }
-            if total > 0 {
-                counts.push((value.clone(), total));
-            }
-        }
-        next = end;
-        round = round.saturating_mul(2);
     }
     let null = null_count(schema, column, shard_rows, &covered)?;
     let states = |count: u64| -> Vec<AggState> {
@@ -165,8 +125,8 @@ fn count_top(
             .collect()
     };
     let mut out = Groups::new();
-    for (value, count) in counts {
-        out.insert(vec![KeyPart::Text(value)], states(count));
+    for (value, per_shard) in counted {
+        out.insert(vec![KeyPart::Text(value)], states(per_shard.iter().sum()));
     }
     if null > 0 {
         out.insert(vec![KeyPart::Null], states(null));
@@ -174,18 +134,84 @@ fn count_top(
     Ok(out)
 }
 
-/// The n-th largest count (0 while fewer than n are known; n = 0: none
-/// can be among the first n).
-fn nth_largest(counts: &[(String, u64)], n: u64) -> u64 {
+/// Counts the values of `column` largest bitmap first (sizes summed over
+/// `shards`), in rounds of `first_round` values and then twice as many each
+/// round, and stops when the next value's size is below both the n-th
+/// largest total found and `min_count`: a value's count is at most its
+/// bitmap's size, so no value left could rank among the first `n` by count
+/// (or tie with the n-th) or reach `min_count`.
+///
+/// `count(s, bitmaps)` counts, in shard `s`, the rows of each of the
+/// round's values (`None`: the value is not in that shard). Returns every
+/// counted value with a total above zero and its counts per shard.
+pub(super) fn largest_first(
+    shards: &[&ShardSnapshot],
+    column: usize,
+    n: u64,
+    min_count: u64,
+    first_round: usize,
+    count: impl Fn(usize, &[Option<&RoaringBitmap>]) -> Vec<u64> + Sync,
+) -> QueryResult<Vec<(String, Vec<u64>)>> {
+    let mut bound: HashMap<&str, u64> = HashMap::new();
+    for shard in shards {
+        for (v, b) in shard.values(column) {
+            *bound.entry(v).or_default() += b.len();
+        }
+    }
+    let mut by_size: Vec<(&str, u64)> = bound.into_iter().collect();
+    by_size.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(b.0)));
+    let indexes: Vec<usize> = (0..shards.len()).collect();
+    let mut counted: Vec<(String, Vec<u64>)> = Vec::new();
+    let mut totals: Vec<u64> = Vec::new();
+    let mut next = 0;
+    let mut round = first_round.max(1);
+    while next < by_size.len() {
+        let threshold = nth_largest(&mut totals, n).max(min_count);
+        let end = (next..by_size.len())
+            .take(round)
+            .take_while(|&i| by_size[i].1 >= threshold)
+            .last()
+            .map_or(next, |i| i + 1);
+        if end == next {
+            break;
+        }
+        let values = &by_size[next..end];
+        let per: Vec<Vec<u64>> = crate::parallel::map(
+            &indexes,
+            |&s| {
+                let bitmaps: Vec<Option<&RoaringBitmap>> = values
+                    .iter()
+                    .map(|(v, _)| shards[s].value_bitmap(column, v))
+                    .collect();
+                Ok(count(s, &bitmaps))
+            },
+            worker_failed,
+        )?;
+        for (i, (value, _)) in values.iter().enumerate() {
+            let per_shard: Vec<u64> = per.iter().map(|c| c.get(i).copied().unwrap_or(0)).collect();
+            let total: u64 = per_shard.iter().sum();
+            if total > 0 {
+                counted.push((value.to_string(), per_shard));
+                totals.push(total);
+            }
+        }
+        next = end;
+        round = round.saturating_mul(2);
+    }
+    Ok(counted)
+}
+
+/// The n-th largest of `totals` (0 while fewer than n are known; n = 0:
+/// none can be among the first n). Reorders `totals`.
+fn nth_largest(totals: &mut [u64], n: u64) -> u64 {
     let Ok(n) = usize::try_from(n) else { return 0 };
     if n == 0 {
         return u64::MAX;
     }
-    if counts.len() < n {
+    if totals.len() < n {
         return 0;
     }
-    let mut c: Vec<u64> = counts.iter().map(|(_, c)| *c).collect();
-    let (_, nth, _) = c.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+    let (_, nth, _) = totals.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
     *nth
 }
 

@@ -5,7 +5,8 @@
 //! can wait on results, on the client (Cancel) and on timers at once without
 //! losing half-read frames. Each Query runs on the blocking pool
 //! ([`execute_request`]) and streams its messages back through a bounded
-//! channel; Cancel, the session's timeout and shutdown raise a flag the
+//! channel, gathered in chunks ([`Outbox`]: one wake-up and one write for a
+//! small result, row batches in pieces of about 64 KiB); Cancel, the session's timeout and shutdown raise a flag the
 //! executor checks between statements and row batches.
 
 use super::auth::{any_users, authenticate};
@@ -434,7 +435,7 @@ async fn run_request(
     stop: &mut broadcast::Receiver<()>,
 ) -> std::io::Result<bool> {
     let flag = Arc::new(AtomicU8::new(RUNNING));
-    let (tx, mut rx) = mpsc::channel::<Message>(8);
+    let (tx, mut rx) = mpsc::channel::<Vec<Message>>(8);
     let db = shared.db.clone();
     let batch_rows = shared.config.batch_rows;
     let deadline = timeout.map(|t| tokio::time::Instant::now() + t);
@@ -480,20 +481,23 @@ async fn run_request(
     let mut keep_open = true;
     let mut client_gone = false;
     let mut timed_out = false;
-    loop {
+    'request: loop {
         tokio::select! {
-            message = rx.recv() => match message {
-                // Ready ends the request: the client may send its next message
-                // at once, and it must not be mistaken for one sent mid-request.
-                Some(Message::Ready) => {
-                    // After a closing error (shutdown) the Error is the last frame.
-                    if keep_open {
-                        w.send(&Message::Ready).await?;
+            chunk = rx.recv() => match chunk {
+                Some(messages) => {
+                    for m in messages {
+                        // Ready ends the request: the client may send its next
+                        // message at once, and it must not be mistaken for one
+                        // sent mid-request.
+                        if matches!(m, Message::Ready) {
+                            // After a closing error (shutdown) the Error is the last frame.
+                            if keep_open {
+                                w.send(&Message::Ready).await?;
+                            }
+                            break 'request;
+                        }
+                        w.send(&m).await?;
                     }
-                    break;
-                }
-                Some(m) => {
-                    w.send(&m).await?;
                     if rx.is_empty() {
                         w.flush().await?;
                     }
@@ -591,7 +595,7 @@ fn execute_insert(
     table: &str,
     (columns, coded): (Vec<ColumnInfo>, Vec<bool>),
     rows: Vec<u8>,
-    tx: &mpsc::Sender<Message>,
+    tx: &mpsc::Sender<Vec<Message>>,
 ) {
     let started = Instant::now();
     let message = match insert_rows(db, principal, table, columns, &coded, rows) {
@@ -603,7 +607,58 @@ fn execute_insert(
         },
         Err(e) => error_message(&e),
     };
-    let _ = tx.blocking_send(message).is_ok() && tx.blocking_send(Message::Ready).is_ok();
+    let _ = tx.blocking_send(vec![message, Message::Ready]);
+}
+
+/// Bytes of messages a request's worker gathers before handing them to the
+/// session in one piece (a RowBatch stream is sent on in pieces this size).
+const CHUNK_BYTES: usize = 64 << 10;
+
+/// A request's messages on their way to the session task, in chunks: a small
+/// result (Schema, RowBatch, Complete, Ready) crosses the channel once, so the
+/// session wakes, writes and flushes once instead of once per message.
+///
+/// Invariant: messages leave in the order they were pushed; Ready, and
+/// [`Outbox::flush`], send everything pending.
+struct Outbox<'a> {
+    tx: &'a mpsc::Sender<Vec<Message>>,
+    pending: Vec<Message>,
+    bytes: usize,
+}
+
+impl<'a> Outbox<'a> {
+    fn new(tx: &'a mpsc::Sender<Vec<Message>>) -> Self {
+        Outbox {
+            tx,
+            pending: Vec::new(),
+            bytes: 0,
+        }
+    }
+
+    /// Queues `m`; false when the session is gone (the request should stop).
+    fn push(&mut self, m: Message) -> bool {
+        let ready = matches!(m, Message::Ready);
+        self.bytes += match &m {
+            Message::RowBatch(rows) => rows.len(),
+            _ => 64,
+        };
+        self.pending.push(m);
+        if ready || self.bytes >= CHUNK_BYTES {
+            return self.flush();
+        }
+        true
+    }
+
+    /// Sends what is pending; false when the session is gone.
+    fn flush(&mut self) -> bool {
+        if self.pending.is_empty() {
+            return true;
+        }
+        self.bytes = 0;
+        self.tx
+            .blocking_send(std::mem::take(&mut self.pending))
+            .is_ok()
+    }
 }
 
 pub(crate) fn insert_rows(
@@ -649,35 +704,36 @@ fn execute_request(
     db: &crate::engine::Database,
     principal: &Principal,
     text: &str,
-    tx: &mpsc::Sender<Message>,
+    tx: &mpsc::Sender<Vec<Message>>,
     flag: &AtomicU8,
     batch_rows: usize,
 ) {
-    let send = |m: Message| tx.blocking_send(m).is_ok();
+    let mut outbox = Outbox::new(tx);
     let statements = match parse::parse(text) {
         Ok(s) => s,
         Err(e) => {
-            let _ = send(error_message(&e)) && send(Message::Ready);
+            let _ = outbox.push(error_message(&e)) && outbox.push(Message::Ready);
             return;
         }
     };
+    let last = statements.len().saturating_sub(1);
     'statements: for (i, s) in statements.iter().enumerate() {
         if let Some(m) = stopped(flag) {
-            send(m);
+            outbox.push(m);
             break;
         }
         let started = Instant::now();
         let outputs = match db.execute_statement_as(principal, text, &s.statement) {
             Ok(o) => o,
             Err(e) => {
-                send(error_message(&e));
+                outbox.push(error_message(&e));
                 break;
             }
         };
         for output in outputs {
             match output {
                 Output::Done { tag, affected } => {
-                    if !send(Message::Complete {
+                    if !outbox.push(Message::Complete {
                         statement: i as u32,
                         tag: tag.to_string(),
                         affected,
@@ -695,7 +751,7 @@ fn execute_request(
                             ty: c.ty,
                         })
                         .collect();
-                    if !send(Message::Schema {
+                    if !outbox.push(Message::Schema {
                         statement: i as u32,
                         columns,
                     }) {
@@ -705,7 +761,7 @@ fn execute_request(
                     loop {
                         if total > 0 {
                             if let Some(m) = stopped(flag) {
-                                send(m);
+                                outbox.push(m);
                                 break 'statements;
                             }
                         }
@@ -714,17 +770,17 @@ fn execute_request(
                             Ok(0) => break,
                             Ok(n) => {
                                 total += n as u64;
-                                if !send(Message::RowBatch(batch.finish())) {
+                                if !outbox.push(Message::RowBatch(batch.finish())) {
                                     return;
                                 }
                             }
                             Err(e) => {
-                                send(error_message(&e));
+                                outbox.push(error_message(&e));
                                 break 'statements;
                             }
                         }
                     }
-                    if !send(Message::Complete {
+                    if !outbox.push(Message::Complete {
                         statement: i as u32,
                         tag: "SELECT".into(),
                         affected: total,
@@ -735,6 +791,11 @@ fn execute_request(
                 }
             }
         }
+        // A statement's results go out as soon as it is done; the last
+        // one's travel with Ready.
+        if i < last && !outbox.flush() {
+            return;
+        }
     }
-    send(Message::Ready);
+    outbox.push(Message::Ready);
 }

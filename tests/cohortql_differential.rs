@@ -629,13 +629,7 @@ impl Case {
 
 #[test]
 fn random_cohortql_agrees_with_the_model() {
-    let seeds: Vec<u64> = match env_u64("COHORT_DIFF_SEED") {
-        Some(seed) => vec![seed],
-        None => {
-            let n = DEFAULT_SEEDS * env_u64("COHORT_DIFF_CASES").unwrap_or(1).max(1);
-            (0..n).map(|i| BASE_SEED + i).collect()
-        }
-    };
+    let seeds = seeds("COHORT_DIFF_SEED", DEFAULT_SEEDS, BASE_SEED);
     run_seeds(&seeds, STEPS_PER_SEED, false);
 }
 
@@ -645,14 +639,24 @@ fn random_cohortql_agrees_with_the_model() {
 /// counts, rankings and limits).
 #[test]
 fn random_cohortql_agrees_with_the_model_across_two_shards() {
-    let seeds: Vec<u64> = match env_u64("COHORT_DIFF_TWO_SHARD_SEED") {
+    let seeds = seeds(
+        "COHORT_DIFF_TWO_SHARD_SEED",
+        TWO_SHARD_SEEDS,
+        TWO_SHARD_BASE_SEED,
+    );
+    run_seeds(&seeds, TWO_SHARD_STEPS, true);
+}
+
+/// The one seed `one_seed_env` names, or `count` (times `COHORT_DIFF_CASES`)
+/// seeds from `base`.
+fn seeds(one_seed_env: &str, count: u64, base: u64) -> Vec<u64> {
+    match env_u64(one_seed_env) {
         Some(seed) => vec![seed],
         None => {
-            let n = TWO_SHARD_SEEDS * env_u64("COHORT_DIFF_CASES").unwrap_or(1).max(1);
-            (0..n).map(|i| TWO_SHARD_BASE_SEED + i).collect()
+            let n = count * env_u64("COHORT_DIFF_CASES").unwrap_or(1).max(1);
+            (0..n).map(|i| base + i).collect()
         }
-    };
-    run_seeds(&seeds, TWO_SHARD_STEPS, true);
+    }
 }
 
 /// Runs `seeds` on all cores, `steps` each; stops at the first failure.

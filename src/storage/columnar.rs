@@ -27,13 +27,17 @@ use super::codec::{ByteReader, ByteWriter};
 use super::error::DecodeError;
 use super::schema::ColumnType;
 
+/// A SET cell's elements: `start..end` in its column's element list; `None`
+/// for NULL.
+pub type SetRange = Option<(u32, u32)>;
+
 /// One column of parsed rows, borrowing from the payload.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnView<'a> {
     Text(Vec<Option<&'a str>>),
     /// Row `i`'s set is `tags[a..b]` for `sets[i] = Some((a, b))`.
     TextSet {
-        sets: Vec<Option<(u32, u32)>>,
+        sets: Vec<SetRange>,
         tags: Vec<&'a str>,
     },
     /// A dictionary-coded TEXT column: row `i` is `dict[codes[i]]`, NULL
@@ -46,7 +50,7 @@ pub enum ColumnView<'a> {
     /// `codes[a..b]` (each below `dict.len()`) for `sets[i] = Some((a, b))`.
     CodedSet {
         dict: Vec<&'a str>,
-        sets: Vec<Option<(u32, u32)>>,
+        sets: Vec<SetRange>,
         codes: Vec<u32>,
     },
     /// INT and TIMESTAMP.
@@ -205,21 +209,7 @@ pub fn parse_coded_rows<'a>(
                 ColumnView::Text(v)
             }
             ColumnType::TextSet => {
-                let mut sets = Vec::with_capacity(n);
-                let mut tags = Vec::new();
-                for i in 0..n {
-                    if null(i) {
-                        sets.push(None);
-                        continue;
-                    }
-                    let count = r.count(4, "set size")?;
-                    let start = tags.len() as u32;
-                    tags.reserve(count);
-                    for _ in 0..count {
-                        tags.push(r.str("tag")?);
-                    }
-                    sets.push(Some((start, tags.len() as u32)));
-                }
+                let (sets, tags) = parse_sets(&mut r, n, null, |r| r.str("tag"))?;
                 ColumnView::TextSet { sets, tags }
             }
             ColumnType::Int | ColumnType::Timestamp => {
@@ -306,22 +296,35 @@ fn parse_coded_column<'a>(
         }
         return Ok(ColumnView::CodedText { dict, codes });
     }
+    let (sets, codes) = parse_sets(r, n, null, code)?;
+    Ok(ColumnView::CodedSet { dict, sets, codes })
+}
+
+/// The cells of a SET column after its NULL bitmap, plain or coded: per
+/// row its range in the returned elements (`None` when NULL), each element
+/// read by `element` after the set's `u32` count.
+fn parse_sets<'a, T>(
+    r: &mut ByteReader<'a>,
+    n: usize,
+    null: impl Fn(usize) -> bool,
+    mut element: impl FnMut(&mut ByteReader<'a>) -> Result<T, DecodeError>,
+) -> Result<(Vec<SetRange>, Vec<T>), DecodeError> {
     let mut sets = Vec::with_capacity(n);
-    let mut codes = Vec::new();
+    let mut elements = Vec::new();
     for i in 0..n {
         if null(i) {
             sets.push(None);
             continue;
         }
         let count = r.count(4, "set size")?;
-        let start = codes.len() as u32;
-        codes.reserve(count);
+        let start = elements.len() as u32;
+        elements.reserve(count);
         for _ in 0..count {
-            codes.push(code(r)?);
+            elements.push(element(r)?);
         }
-        sets.push(Some((start, codes.len() as u32)));
+        sets.push(Some((start, elements.len() as u32)));
     }
-    Ok(ColumnView::CodedSet { dict, sets, codes })
+    Ok((sets, elements))
 }
 
 /// Builds a payload cell by cell: for each row, one call per column in

@@ -310,6 +310,16 @@ fn decode_insert_columns(r: &mut ByteReader<'_>) -> Result<(Vec<ColumnInfo>, Vec
 mod tests {
     use super::*;
 
+    fn columns(named: &[(&str, ColumnType)]) -> Vec<ColumnInfo> {
+        named
+            .iter()
+            .map(|(name, ty)| ColumnInfo {
+                name: name.to_string(),
+                ty: *ty,
+            })
+            .collect()
+    }
+
     fn all() -> Vec<Message> {
         vec![
             Message::Hello {
@@ -336,45 +346,18 @@ mod tests {
             },
             Message::Schema {
                 statement: 2,
-                columns: vec![
-                    ColumnInfo {
-                        name: "id".into(),
-                        ty: ColumnType::Text,
-                    },
-                    ColumnInfo {
-                        name: "tags".into(),
-                        ty: ColumnType::TextSet,
-                    },
-                ],
+                columns: columns(&[("id", ColumnType::Text), ("tags", ColumnType::TextSet)]),
             },
             Message::RowBatch(vec![1, 2, 3]),
             Message::InsertRows {
                 table: "profiles".into(),
-                columns: vec![
-                    ColumnInfo {
-                        name: "id".into(),
-                        ty: ColumnType::Text,
-                    },
-                    ColumnInfo {
-                        name: "age".into(),
-                        ty: ColumnType::Int,
-                    },
-                ],
+                columns: columns(&[("id", ColumnType::Text), ("age", ColumnType::Int)]),
                 coded: vec![],
                 rows: vec![0, 0, 0, 0],
             },
             Message::InsertRows {
                 table: "profiles".into(),
-                columns: vec![
-                    ColumnInfo {
-                        name: "id".into(),
-                        ty: ColumnType::Text,
-                    },
-                    ColumnInfo {
-                        name: "tags".into(),
-                        ty: ColumnType::TextSet,
-                    },
-                ],
+                columns: columns(&[("id", ColumnType::Text), ("tags", ColumnType::TextSet)]),
                 coded: vec![false, true],
                 rows: vec![0, 0, 0, 0],
             },
